@@ -1,0 +1,256 @@
+//! The shapes of a collection definition: the wire/storage form (`CollectionSpec`, flat and
+//! serde-friendly) and the validated in-memory form (`Collection`) every other layer uses.
+//!
+//! A `Collection` is only ever built by `schema::define::parse_collection`, so code holding one
+//! may trust that names are valid identifiers, options fit their types and rules parse.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::query::Expr;
+
+/// Names of the columns every collection table has, in this order, before its own fields.
+pub const SYSTEM_FIELDS: [&str; 3] = ["id", "created", "updated"];
+
+/// A collection definition as sent by admins and stored in `_collections.definition`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSpec {
+    pub name: String,
+    #[serde(default)]
+    pub fields: Vec<FieldSpec>,
+    #[serde(default)]
+    pub rules: RulesSpec,
+    /// Extra (possibly multi-column) indexes beyond the per-field `unique`/`indexed` flags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub indexes: Vec<IndexSpec>,
+}
+
+/// One field as sent and stored: a flat object whose options are checked against its type.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct FieldSpec {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub ty: String,
+    /// Only in PATCH requests: the current name of a field being renamed to `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rename_from: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub required: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unique: bool,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub indexed: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub integer: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub multiple: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_delete: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// Per-operation access rules: `None` = admins only, `Some("")` = anyone, else a filter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RulesSpec {
+    #[serde(default)]
+    pub list: Option<String>,
+    #[serde(default)]
+    pub view: Option<String>,
+    #[serde(default)]
+    pub create: Option<String>,
+    #[serde(default)]
+    pub update: Option<String>,
+    #[serde(default)]
+    pub delete: Option<String>,
+}
+
+/// A named index over one or more fields.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    pub name: String,
+    pub fields: Vec<String>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unique: bool,
+}
+
+/// A validated collection.
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub name: String,
+    pub fields: Vec<Field>,
+    pub rules: Rules,
+    pub indexes: Vec<IndexSpec>,
+    /// The definition exactly as stored (rename hints removed), for answers and storage.
+    pub spec: CollectionSpec,
+}
+
+impl Collection {
+    /// The user-defined field called `name`, if any (system fields are not in `fields`).
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// Whether `name` is a column of this collection's table (system or user field).
+    pub fn has_column(&self, name: &str) -> bool {
+        SYSTEM_FIELDS.contains(&name) || self.field(name).is_some()
+    }
+}
+
+/// A validated field.
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub required: bool,
+    pub unique: bool,
+    pub indexed: bool,
+    /// Already validated against the field's type (canonical JSON form).
+    pub default: Option<Value>,
+    pub kind: FieldKind,
+}
+
+/// A field's type with the options that belong to it.
+#[derive(Debug, Clone)]
+pub enum FieldKind {
+    Text {
+        min: Option<u32>,
+        max: Option<u32>,
+        pattern: Option<Pattern>,
+    },
+    Number {
+        min: Option<f64>,
+        max: Option<f64>,
+        integer: bool,
+    },
+    Bool,
+    Datetime,
+    Email,
+    Url,
+    Select {
+        values: Vec<String>,
+        multiple: bool,
+    },
+    Json,
+    Relation {
+        /// Target collection name; `users` means the system users table.
+        collection: String,
+        on_delete: OnDelete,
+    },
+}
+
+impl FieldKind {
+    /// The wire name of the type, as in `FieldSpec::ty`.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldKind::Text { .. } => "text",
+            FieldKind::Number { .. } => "number",
+            FieldKind::Bool => "bool",
+            FieldKind::Datetime => "datetime",
+            FieldKind::Email => "email",
+            FieldKind::Url => "url",
+            FieldKind::Select { .. } => "select",
+            FieldKind::Json => "json",
+            FieldKind::Relation { .. } => "relation",
+        }
+    }
+}
+
+/// A compiled regular expression that remembers its source (regex has no PartialEq).
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    pub regex: regex::Regex,
+}
+
+/// What happens to records pointing at a deleted record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    Restrict,
+    Cascade,
+    SetNull,
+}
+
+impl OnDelete {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnDelete::Restrict => "restrict",
+            OnDelete::Cascade => "cascade",
+            OnDelete::SetNull => "set_null",
+        }
+    }
+}
+
+/// Parsed rules. `Rule::AdminOnly` is the default for every operation.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    pub list: Rule,
+    pub view: Rule,
+    pub create: Rule,
+    pub update: Rule,
+    pub delete: Rule,
+}
+
+#[derive(Debug, Clone, Default)]
+pub enum Rule {
+    #[default]
+    AdminOnly,
+    Anyone,
+    /// A filter expression the record must satisfy, checked against the stored schema.
+    Filter(Expr),
+}
+
+/// The operations rules govern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    List,
+    View,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Rules {
+    pub fn get(&self, op: Operation) -> &Rule {
+        match op {
+            Operation::List => &self.list,
+            Operation::View => &self.view,
+            Operation::Create => &self.create,
+            Operation::Update => &self.update,
+            Operation::Delete => &self.delete,
+        }
+    }
+}
+
+/// Name rule for collections and fields: `^[a-z][a-z0-9_]{0,47}$`.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 48
+        && bytes[0].is_ascii_lowercase()
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+}
+
+/// Quote an identifier for SQL. Callers pass only names taken from a validated schema.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
