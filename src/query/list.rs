@@ -1,0 +1,306 @@
+//! The list and count queries the records service runs: projection (`fields=`), filter, rule,
+//! keyset cursor, sort, limit and offset assembled into one parameterised statement.
+//!
+//! Typical use: `parse_filter` → `parse_sort` → `Cursor::decode` → `list_sql` → run it →
+//! keep the first `limit` rows → if a further row came back, `cursor_after_row` on the last
+//! kept row and hand out `Cursor::encode`.
+
+use rusqlite::types::Value as SqlValue;
+
+use super::column::{ColumnType, column_sql, table_sql};
+use super::cursor::{Cursor, keyset_sql};
+use super::sort::{Sort, order_by_sql};
+use super::{Expr, QueryError, Vars, check_input_size, compile};
+use crate::schema::{Collection, SYSTEM_FIELDS};
+
+/// What to list. `filter` is the caller's filter, `rule` the collection's list rule as an
+/// expression (`None` = no restriction: the service has already decided that admins and
+/// `Anyone` rules need none, and refused the request when the rule is admins-only).
+#[derive(Debug, Clone, Copy)]
+pub struct ListSpec<'a> {
+    pub filter: Option<&'a Expr>,
+    pub rule: Option<&'a Expr>,
+    pub sort: &'a Sort,
+    /// Only rows strictly after this position (keyset pagination).
+    pub after: Option<&'a Cursor>,
+    /// Rows wanted (the caller keeps it within 1..=its page-size cap); the query asks for
+    /// `limit + 1` so the caller learns whether more follow.
+    pub limit: u32,
+    /// Rows to skip first (page-number pagination); combines with `after` if both are given.
+    pub offset: Option<u64>,
+    /// Projection from `parse_fields`; empty = every column. The sort columns are added when
+    /// missing, so `cursor_after_row` can always read them.
+    pub columns: &'a [String],
+}
+
+/// Every column of the collection's table: the system fields, then the user fields in order.
+pub fn all_columns(collection: &Collection) -> Vec<String> {
+    SYSTEM_FIELDS
+        .iter()
+        .map(|s| (*s).to_owned())
+        .chain(collection.fields.iter().map(|f| f.name.clone()))
+        .collect()
+}
+
+/// Parse a `fields=` projection (`id,title`): every name must be a column; `id` is always
+/// included (first, when not named); repeats are dropped. Empty input = every column.
+pub fn parse_fields(input: &str, collection: &Collection) -> Result<Vec<String>, QueryError> {
+    check_input_size(input)?;
+    if input.trim().is_empty() {
+        return Ok(all_columns(collection));
+    }
+    let mut fields = Vec::new();
+    let mut offset = 0;
+    for segment in input.split(',') {
+        let pos = offset + segment.chars().take_while(|c| c.is_whitespace()).count();
+        offset += segment.chars().count() + 1;
+        let name = segment.trim();
+        if name.is_empty() {
+            return Err(QueryError::new(pos, "expected a field name"));
+        }
+        if !collection.has_column(name) {
+            return Err(QueryError::new(pos, format!("unknown field {name:?}")));
+        }
+        if !fields.iter().any(|f| f == name) {
+            fields.push(name.to_owned());
+        }
+    }
+    if !fields.iter().any(|f| f == "id") {
+        fields.insert(0, "id".to_owned());
+    }
+    Ok(fields)
+}
+
+/// Build the page query: `SELECT <columns> FROM <table> [WHERE (filter) AND (rule) AND
+/// (keyset)] ORDER BY <sort> LIMIT ? [OFFSET ?]`, with `LIMIT` bound to `limit + 1`.
+/// Result columns are named after the fields, so rows can be read by name.
+pub fn list_sql(
+    collection: &Collection,
+    spec: &ListSpec<'_>,
+    vars: &Vars,
+) -> Result<(String, Vec<SqlValue>), QueryError> {
+    for key in spec.sort.keys() {
+        if ColumnType::of(collection, key.field()) != Some(key.column) {
+            return Err(QueryError::new(
+                0,
+                format!("cannot sort by field {:?}", key.field()),
+            ));
+        }
+    }
+    let mut columns: Vec<&str> = if spec.columns.is_empty() {
+        SYSTEM_FIELDS
+            .iter()
+            .copied()
+            .chain(collection.fields.iter().map(|f| f.name.as_str()))
+            .collect()
+    } else {
+        spec.columns.iter().map(String::as_str).collect()
+    };
+    for name in spec.sort.columns() {
+        if !columns.contains(&name) {
+            columns.push(name);
+        }
+    }
+    let mut select = Vec::with_capacity(columns.len());
+    for name in columns {
+        // Projections come from `parse_fields`, but a stale or hand-made one must not reach SQL.
+        if !collection.has_column(name) {
+            return Err(QueryError::new(0, format!("unknown field {name:?}")));
+        }
+        select.push(format!(
+            "{} AS {}",
+            column_sql(collection, name),
+            crate::schema::quote_ident(name)
+        ));
+    }
+
+    let mut params = Vec::new();
+    let mut sql = String::from("SELECT ");
+    sql.push_str(&select.join(", "));
+    sql.push_str(" FROM ");
+    sql.push_str(&table_sql(collection));
+    let mut clauses = conditions(collection, spec.filter, spec.rule, vars, &mut params)?;
+    if let Some(cursor) = spec.after {
+        clauses.push(keyset_sql(collection, spec.sort, cursor, &mut params)?);
+    }
+    push_where(&mut sql, &clauses);
+    sql.push_str(" ORDER BY ");
+    sql.push_str(&order_by_sql(collection, spec.sort));
+    sql.push_str(" LIMIT ?");
+    params.push(SqlValue::Integer(i64::from(spec.limit) + 1));
+    if let Some(offset) = spec.offset {
+        let offset = i64::try_from(offset).map_err(|_| QueryError::new(0, "offset too large"))?;
+        sql.push_str(" OFFSET ?");
+        params.push(SqlValue::Integer(offset));
+    }
+    Ok((sql, params))
+}
+
+/// Build `SELECT COUNT(*) FROM <table> [WHERE (filter) AND (rule)]` for a listing's total.
+pub fn count_sql(
+    collection: &Collection,
+    filter: Option<&Expr>,
+    rule: Option<&Expr>,
+    vars: &Vars,
+) -> Result<(String, Vec<SqlValue>), QueryError> {
+    let mut params = Vec::new();
+    let mut sql = String::from("SELECT COUNT(*) FROM ");
+    sql.push_str(&table_sql(collection));
+    let clauses = conditions(collection, filter, rule, vars, &mut params)?;
+    push_where(&mut sql, &clauses);
+    Ok((sql, params))
+}
+
+fn conditions(
+    collection: &Collection,
+    filter: Option<&Expr>,
+    rule: Option<&Expr>,
+    vars: &Vars,
+    params: &mut Vec<SqlValue>,
+) -> Result<Vec<String>, QueryError> {
+    [filter, rule]
+        .into_iter()
+        .flatten()
+        .map(|expr| compile(expr, collection, vars, params))
+        .collect()
+}
+
+fn push_where(sql: &mut String, clauses: &[String]) {
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::query::test_support::{posts, vars};
+    use crate::query::{parse_filter, parse_sort};
+
+    #[test]
+    fn fields_are_checked_deduplicated_and_include_id() {
+        let c = posts();
+        assert_eq!(
+            parse_fields("title,year", &c).unwrap(),
+            ["id", "title", "year"]
+        );
+        assert_eq!(parse_fields(" year , id,year", &c).unwrap(), ["year", "id"]);
+        assert_eq!(parse_fields("", &c).unwrap(), all_columns(&c));
+        assert_eq!(all_columns(&c)[..4], ["id", "created", "updated", "title"]);
+        let err = parse_fields("title, rowid", &c).unwrap_err();
+        assert_eq!(
+            (err.position, err.message.as_str()),
+            (7, "unknown field \"rowid\"")
+        );
+        assert_eq!(parse_fields("title,,year", &c).unwrap_err().position, 6);
+        assert_eq!(parse_fields("sqlite_master", &c).unwrap_err().position, 0);
+        assert_eq!(parse_fields("title\n", &c).unwrap(), ["id", "title"]);
+    }
+
+    #[test]
+    fn list_sql_combines_filter_rule_keyset_sort_and_limit() {
+        let c = posts();
+        let filter = parse_filter("year >= 2020", &c).unwrap();
+        let rule = parse_filter("owner = @me", &c).unwrap();
+        let sort = parse_sort("-year", &c).unwrap();
+        let cursor = crate::query::cursor_from_values(
+            &sort,
+            vec![SqlValue::Integer(2021), SqlValue::Text("01X".into())],
+        )
+        .unwrap();
+        let columns = vec!["id".to_owned(), "title".to_owned()];
+        let spec = ListSpec {
+            filter: Some(&filter),
+            rule: Some(&rule),
+            sort: &sort,
+            after: Some(&cursor),
+            limit: 10,
+            offset: Some(5),
+            columns: &columns,
+        };
+        let (sql, params) = list_sql(&c, &spec, &vars(Some("u1"))).unwrap();
+        assert_eq!(
+            sql,
+            concat!(
+                r#"SELECT "posts"."id" AS "id", "posts"."title" AS "title", "posts"."year" AS "year" "#,
+                r#"FROM "posts" WHERE ("posts"."year" >= ?) AND ("posts"."owner" = ?) AND "#,
+                r#"((("posts"."year" < ? OR "posts"."year" IS NULL)) OR ("posts"."year" = ? AND "posts"."id" > ?)) "#,
+                r#"ORDER BY "posts"."year" DESC, "posts"."id" ASC LIMIT ? OFFSET ?"#
+            )
+        );
+        assert_eq!(
+            params,
+            vec![
+                SqlValue::Integer(2020),
+                SqlValue::Text("u1".into()),
+                SqlValue::Integer(2021),
+                SqlValue::Integer(2021),
+                SqlValue::Text("01X".into()),
+                SqlValue::Integer(11),
+                SqlValue::Integer(5),
+            ]
+        );
+    }
+
+    #[test]
+    fn list_sql_without_conditions_has_no_where_and_selects_every_column() {
+        let c = posts();
+        let sort = Sort::default();
+        let spec = ListSpec {
+            filter: None,
+            rule: None,
+            sort: &sort,
+            after: None,
+            limit: u32::MAX,
+            offset: None,
+            columns: &[],
+        };
+        let (sql, params) = list_sql(&c, &spec, &vars(None)).unwrap();
+        assert!(sql.starts_with(r#"SELECT "posts"."id" AS "id", "posts"."created" AS "created""#));
+        assert!(sql.ends_with(r#"FROM "posts" ORDER BY "posts"."id" ASC LIMIT ?"#));
+        assert_eq!(params, vec![SqlValue::Integer(i64::from(u32::MAX) + 1)]);
+    }
+
+    #[test]
+    fn list_sql_refuses_unchecked_columns_and_huge_offsets() {
+        let c = posts();
+        let sort = Sort::default();
+        let columns = vec!["x\" --".to_owned()];
+        let spec = ListSpec {
+            filter: None,
+            rule: None,
+            sort: &sort,
+            after: None,
+            limit: 1,
+            offset: None,
+            columns: &columns,
+        };
+        assert_eq!(
+            list_sql(&c, &spec, &vars(None)).unwrap_err().message,
+            "unknown field \"x\\\" --\""
+        );
+        let spec = ListSpec {
+            columns: &[],
+            offset: Some(u64::MAX),
+            ..spec
+        };
+        assert!(list_sql(&c, &spec, &vars(None)).is_err());
+    }
+
+    #[test]
+    fn count_sql_uses_filter_and_rule() {
+        let c = posts();
+        let filter = parse_filter("title ~ \"a\"", &c).unwrap();
+        let (sql, params) = count_sql(&c, Some(&filter), None, &vars(None)).unwrap();
+        assert_eq!(
+            sql,
+            r#"SELECT COUNT(*) FROM "posts" WHERE ("posts"."title" LIKE '%' || ? || '%' ESCAPE '\')"#
+        );
+        assert_eq!(params, vec![SqlValue::Text("a".into())]);
+        let (sql, params) = count_sql(&c, None, None, &vars(None)).unwrap();
+        assert_eq!(sql, r#"SELECT COUNT(*) FROM "posts""#);
+        assert!(params.is_empty());
+    }
+}
