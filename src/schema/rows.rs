@@ -1,0 +1,168 @@
+//! Record values on the way out: a stored row → a JSON object. This runs for every record read,
+//! so the column → field lookup is done once per query (`RowReader::new`) and each row only
+//! converts values; JSON text is parsed only for json and multiple select columns.
+
+use rusqlite::Row;
+use rusqlite::types::ValueRef;
+use serde_json::{Map, Number, Value};
+
+use super::types::{Collection, FieldKind};
+
+/// Converts rows of one query whose columns are known up front.
+#[derive(Debug, Clone)]
+pub struct RowReader<'c> {
+    /// Output key and the field kind of each selected column (`None`: system or computed column,
+    /// converted by its storage class alone).
+    columns: Vec<(String, Option<&'c FieldKind>)>,
+}
+
+impl<'c> RowReader<'c> {
+    /// A reader for rows whose columns, in order, are `columns` of collection `c`.
+    pub fn new(c: &'c Collection, columns: &[String]) -> Self {
+        let columns = columns
+            .iter()
+            .map(|name| (name.clone(), c.field(name).map(|f| &f.kind)))
+            .collect();
+        RowReader { columns }
+    }
+
+    /// The JSON object for one row.
+    pub fn read(&self, row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
+        let mut out = Map::with_capacity(self.columns.len());
+        for (i, (name, kind)) in self.columns.iter().enumerate() {
+            let raw = row.get_ref(i)?;
+            let value = decode(*kind, raw).map_err(|m| {
+                rusqlite::Error::FromSqlConversionFailure(i, raw.data_type(), m.into())
+            })?;
+            out.insert(name.clone(), value);
+        }
+        Ok(out)
+    }
+}
+
+/// One row of collection `c` whose columns are `columns` → JSON. For many rows of one query,
+/// build a `RowReader` once instead.
+pub fn row_to_json(
+    c: &Collection,
+    columns: &[String],
+    row: &Row<'_>,
+) -> rusqlite::Result<Map<String, Value>> {
+    RowReader::new(c, columns).read(row)
+}
+
+/// A stored value → JSON: bool 0/1 → false/true, json and multiple select text → parsed JSON,
+/// INTEGER → integer, REAL → float, TEXT → string, NULL → null.
+pub(crate) fn decode(kind: Option<&FieldKind>, v: ValueRef<'_>) -> Result<Value, String> {
+    Ok(match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => match kind {
+            Some(FieldKind::Bool) => Value::Bool(i != 0),
+            _ => Value::from(i),
+        },
+        // Non-finite floats cannot be stored through `values`; map any to null, not an error.
+        ValueRef::Real(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+        ValueRef::Text(bytes) => {
+            let s = std::str::from_utf8(bytes).map_err(|_| "stored text is not UTF-8")?;
+            match kind {
+                Some(FieldKind::Json | FieldKind::Select { multiple: true, .. }) => {
+                    serde_json::from_str(s).map_err(|_| "stored JSON is malformed")?
+                }
+                _ => Value::String(s.to_owned()),
+            }
+        }
+        ValueRef::Blob(_) => return Err("unexpected binary value".into()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::testutil::{collection, open_db};
+    use crate::schema::{create_table, validate_create};
+    use serde_json::json;
+
+    #[test]
+    fn records_round_trip_through_a_real_table() {
+        let (_dir, conn) = open_db();
+        let c = collection(json!({"name": "things", "fields": [
+            {"name": "title", "type": "text"},
+            {"name": "count", "type": "number", "integer": true},
+            {"name": "ratio", "type": "number"},
+            {"name": "done", "type": "bool"},
+            {"name": "due", "type": "datetime"},
+            {"name": "mail", "type": "email"},
+            {"name": "site", "type": "url"},
+            {"name": "kind", "type": "select", "values": ["a", "b"]},
+            {"name": "tags", "type": "select", "values": ["a", "b"], "multiple": true},
+            {"name": "meta", "type": "json"},
+            {"name": "owner", "type": "relation", "collection": "users"},
+            {"name": "empty", "type": "text"},
+        ]}));
+        for sql in create_table(&c) {
+            conn.execute(&sql, []).unwrap();
+        }
+        let input = json!({
+            "title": "Hi", "count": 3, "ratio": 0.5, "done": true,
+            "due": "2024-05-01T14:00:00+02:00", "mail": "a@example.com",
+            "site": "https://example.com/", "kind": "b", "tags": ["b", "a"],
+            "meta": {"x": [1, 2.5, null]}, "owner": null,
+        });
+        let values = validate_create(&c, input.as_object().unwrap()).unwrap();
+        let mut cols = vec!["id".to_owned(), "created".to_owned(), "updated".to_owned()];
+        cols.extend(values.iter().map(|(c, _)| c.clone()));
+        let mut params: Vec<rusqlite::types::Value> = vec![
+            "r1".to_owned().into(),
+            "t0".to_owned().into(),
+            "t1".to_owned().into(),
+        ];
+        params.extend(values.into_iter().map(|(_, v)| v));
+        let marks = vec!["?"; cols.len()].join(", ");
+        conn.execute(
+            &format!("INSERT INTO things ({}) VALUES ({marks})", cols.join(", ")),
+            rusqlite::params_from_iter(params),
+        )
+        .unwrap();
+
+        let reader = RowReader::new(&c, &cols);
+        let row = conn
+            .query_row(
+                &format!("SELECT {} FROM things", cols.join(", ")),
+                [],
+                |r| reader.read(r),
+            )
+            .unwrap();
+        assert_eq!(
+            Value::Object(row),
+            json!({
+                "id": "r1", "created": "t0", "updated": "t1",
+                "title": "Hi", "count": 3, "ratio": 0.5, "done": true,
+                "due": "2024-05-01T12:00:00.000Z", "mail": "a@example.com",
+                "site": "https://example.com/", "kind": "b", "tags": ["b", "a"],
+                "meta": {"x": [1, 2.5, null]}, "owner": null, "empty": null,
+            })
+        );
+        let one = conn
+            .query_row("SELECT done, count FROM things", [], |r| {
+                row_to_json(&c, &["done".to_owned(), "count".to_owned()], r)
+            })
+            .unwrap();
+        assert_eq!(Value::Object(one), json!({"done": true, "count": 3}));
+    }
+
+    #[test]
+    fn decode_handles_storage_classes() {
+        assert_eq!(decode(None, ValueRef::Integer(7)), Ok(json!(7)));
+        assert_eq!(
+            decode(Some(&FieldKind::Bool), ValueRef::Integer(0)),
+            Ok(json!(false))
+        );
+        assert_eq!(decode(None, ValueRef::Real(1.5)), Ok(json!(1.5)));
+        assert_eq!(decode(None, ValueRef::Real(f64::NAN)), Ok(Value::Null));
+        assert_eq!(
+            decode(Some(&FieldKind::Json), ValueRef::Text(b"[1]")),
+            Ok(json!([1]))
+        );
+        assert!(decode(Some(&FieldKind::Json), ValueRef::Text(b"[1")).is_err());
+        assert!(decode(None, ValueRef::Blob(b"x")).is_err());
+    }
+}
