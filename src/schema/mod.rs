@@ -5,9 +5,11 @@
 //! - `define` / `field`: `CollectionSpec` → validated `Collection` (all problems at once).
 //! - `values`: request JSON → SQL values for a record write; `rows`: stored row → JSON.
 //! - `ddl`: `CREATE TABLE`/`CREATE INDEX` text and the generated index names.
+//! - `changelog`: triggers that append every row change to `_changes`.
 //! - `alter` (with `plan`, `convert`, `rebuild`): changing a live table without losing data.
 
 pub mod alter;
+mod changelog;
 mod convert;
 pub mod ddl;
 pub mod define;
@@ -21,6 +23,7 @@ mod types;
 pub mod values;
 
 pub use alter::{AlterError, alter};
+pub use changelog::{change_triggers, drop_change_triggers};
 pub use ddl::create_table;
 pub use define::{DefinitionErrors, field_renames, parse_collection, retarget_relations};
 pub use rows::{RowReader, row_to_json};

@@ -109,6 +109,14 @@ impl Collection {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// Whether any rule mentions `@now` (its answers then depend on the clock).
+    pub fn uses_now(&self) -> bool {
+        let r = &self.spec.rules;
+        [&r.list, &r.view, &r.create, &r.update, &r.delete]
+            .iter()
+            .any(|rule| rule.as_deref().is_some_and(|t| t.contains("@now")))
+    }
+
     /// Whether `name` is a column of this collection's table (system or user field).
     pub fn has_column(&self, name: &str) -> bool {
         SYSTEM_FIELDS.contains(&name) || self.field(name).is_some()

@@ -1,0 +1,297 @@
+//! Configuration: compiled defaults ← `onebox.toml` ← `ONEBOX_*` environment variables, read by
+//! figment into a `RawConfig` (unknown keys are errors), then checked into `Settings`, which is
+//! what the rest of onebox receives. Nothing reads configuration from anywhere else.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::PasswordParams;
+use crate::auth::throttle::ThrottleSettings;
+
+/// The config file looked for in the data dir when `--config` is not given.
+pub const CONFIG_FILE_NAME: &str = "onebox.toml";
+
+/// Every path inside the data directory, named in one place.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("onebox.db")
+    }
+    pub fn secret_key(&self) -> PathBuf {
+        self.root.join("secret.key")
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.root.join(CONFIG_FILE_NAME)
+    }
+}
+
+/// How hard commits are pushed to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// WAL with `synchronous=NORMAL`: a crashed process loses nothing acknowledged; a power
+    /// cut can lose the last commits (never corrupts).
+    Normal,
+    /// `synchronous=FULL`: every acknowledged commit survives power loss too.
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The file-level configuration, exactly as written by an admin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub address: IpAddr,
+    pub port: u16,
+    pub durability: Durability,
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `onebox=debug,info`.
+    pub log_level: String,
+    /// Proxies whose `X-Forwarded-For` is believed; nobody else's is.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Largest JSON body accepted, in bytes.
+    pub max_body_bytes: u64,
+    /// Largest `limit` a list request may ask for.
+    pub max_page_size: u32,
+    pub default_page_size: u32,
+    /// Lifetime of tokens issued by `POST /api/auth/login`, in hours.
+    pub login_token_hours: u32,
+    /// Reader connections (and threads serving them).
+    pub readers: u32,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub certs: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        Self {
+            address: IpAddr::from([127, 0, 0, 1]),
+            port: 8000,
+            durability: Durability::Normal,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+            trusted_proxies: Vec::new(),
+            max_body_bytes: 1024 * 1024,
+            max_page_size: 500,
+            default_page_size: 20,
+            login_token_hours: 24 * 7,
+            readers: 4,
+            tls: None,
+        }
+    }
+}
+
+/// Validated settings handed to the server.
+#[derive(Clone)]
+pub struct Settings {
+    pub data_dir: DataDir,
+    pub address: IpAddr,
+    pub port: u16,
+    pub durability: Durability,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub trusted_proxies: Vec<IpAddr>,
+    pub max_body_bytes: u64,
+    pub max_page_size: u32,
+    pub default_page_size: u32,
+    pub login_token_ttl: Duration,
+    pub readers: u32,
+    pub tls: Option<TlsConfig>,
+    pub password: PasswordParams,
+    pub throttle: ThrottleSettings,
+    /// The config file that was read, if any (for `config check`).
+    pub source: Option<PathBuf>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Settings")
+            .field("data_dir", &self.data_dir)
+            .field("address", &self.address)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration that cannot be used; the message is meant for an admin.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Load from `config_file` (or `<data_dir>/onebox.toml` when present) and the environment.
+    pub fn load(data_dir: &Path, config_file: Option<&Path>) -> Result<Self, ConfigError> {
+        let data = DataDir::new(data_dir);
+        let file = match config_file {
+            Some(path) if !path.is_file() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(data.config_file()).filter(|p| p.is_file()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(RawConfig::default()));
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // ONEBOX_DATA_DIR and ONEBOX_CONFIG are read by the CLI, not part of the file keys.
+        figment = figment.merge(
+            Env::prefixed("ONEBOX_")
+                .ignore(&["data_dir", "config"])
+                .split("__"),
+        );
+        let raw: RawConfig = figment.extract().map_err(|e| {
+            let mut msg = String::from("invalid configuration: ");
+            msg.push_str(&e.to_string());
+            ConfigError(msg)
+        })?;
+        let mut settings = Self::from_raw(data, raw)?;
+        settings.source = file;
+        Ok(settings)
+    }
+
+    /// Check a raw config and build settings from it.
+    pub fn from_raw(data_dir: DataDir, raw: RawConfig) -> Result<Self, ConfigError> {
+        let fail = |m: &str| Err(ConfigError(format!("invalid configuration: {m}")));
+        if raw.max_body_bytes < 1024 {
+            return fail("max_body_bytes must be at least 1024");
+        }
+        if raw.default_page_size == 0 || raw.max_page_size < raw.default_page_size {
+            return fail("default_page_size must be between 1 and max_page_size");
+        }
+        if raw.max_page_size > 10_000 {
+            return fail("max_page_size must be at most 10000");
+        }
+        if raw.login_token_hours == 0 {
+            return fail("login_token_hours must be at least 1");
+        }
+        if raw.readers == 0 || raw.readers > 64 {
+            return fail("readers must be between 1 and 64");
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log_level) {
+            return fail(&format!("log_level: {e}"));
+        }
+        if let Some(tls) = &raw.tls {
+            for p in [&tls.certs, &tls.key] {
+                if !p.is_file() {
+                    return fail(&format!("tls file {} does not exist", p.display()));
+                }
+            }
+        }
+        Ok(Self {
+            data_dir,
+            address: raw.address,
+            port: raw.port,
+            durability: raw.durability,
+            log_format: raw.log_format,
+            log_level: raw.log_level,
+            trusted_proxies: raw.trusted_proxies,
+            max_body_bytes: raw.max_body_bytes,
+            max_page_size: raw.max_page_size,
+            default_page_size: raw.default_page_size,
+            login_token_ttl: Duration::from_secs(u64::from(raw.login_token_hours) * 3600),
+            readers: raw.readers,
+            tls: raw.tls,
+            password: PasswordParams::default(),
+            throttle: ThrottleSettings::default(),
+            source: None,
+        })
+    }
+
+    /// Defaults for a data dir, as `onebox serve` with no config would use.
+    pub fn defaults(data_dir: impl Into<PathBuf>) -> Self {
+        // The compiled defaults are checked by the tests, so this cannot fail.
+        #[allow(clippy::expect_used)]
+        Self::from_raw(DataDir::new(data_dir), RawConfig::default())
+            .expect("compiled defaults are valid")
+    }
+
+    /// The effective configuration as TOML, with secrets redacted, for `onebox config check`.
+    pub fn describe(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&format!("# data dir: {}\n", self.data_dir.root().display()));
+        out.push_str(&format!(
+            "# config file: {}\n",
+            self.source
+                .as_ref()
+                .map_or("(none)".to_string(), |p| p.display().to_string())
+        ));
+        out.push_str(&format!(
+            "# secret key: {} (redacted)\n",
+            self.data_dir.secret_key().display()
+        ));
+        let raw = RawConfig {
+            address: self.address,
+            port: self.port,
+            durability: self.durability,
+            log_format: self.log_format,
+            log_level: self.log_level.clone(),
+            trusted_proxies: self.trusted_proxies.clone(),
+            max_body_bytes: self.max_body_bytes,
+            max_page_size: self.max_page_size,
+            default_page_size: self.default_page_size,
+            login_token_hours: (self.login_token_ttl.as_secs() / 3600) as u32,
+            readers: self.readers,
+            tls: self.tls.clone(),
+        };
+        match toml_string(&raw) {
+            Ok(s) => out.push_str(&s),
+            Err(e) => out.push_str(&format!("# could not render: {e}\n")),
+        }
+        out
+    }
+}
+
+fn toml_string(raw: &RawConfig) -> Result<String, String> {
+    toml::to_string(raw).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compiled_defaults_are_valid() {
+        let s = Settings::defaults("/tmp/x");
+        assert_eq!(s.port, 8000);
+        assert_eq!(s.data_dir.database(), PathBuf::from("/tmp/x/onebox.db"));
+    }
+
+    #[test]
+    fn describe_lists_keys() {
+        let s = Settings::defaults("/tmp/x");
+        let text = s.describe();
+        assert!(text.contains("port = 8000"), "{text}");
+        assert!(text.contains("durability = \"normal\""), "{text}");
+    }
+}

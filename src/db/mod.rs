@@ -1,0 +1,160 @@
+//! Storage access. `Db` is the whole async surface: `read` runs a closure on a pooled read-only
+//! connection off the async threads; `write` sends it to the single writer thread, where it
+//! runs in a group-committed transaction. Repositories elsewhere are plain synchronous
+//! functions over `&Connection`, so several compose inside one `write`.
+
+mod error;
+mod open;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+pub use error::DbError;
+pub use open::{OpenError, check_existing};
+pub use writer::CommitFailed;
+use writer::{Job, Ran};
+
+use crate::config::Durability;
+
+/// A handle to the database: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Db {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    readers: r2d2::Pool<SqliteConnectionManager>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Db {
+    /// Open (creating if needed) the database at `path`, migrate it, start the writer thread
+    /// and the reader pool. Blocking: call before serving, or from a blocking context.
+    pub fn open(path: &Path, durability: Durability, readers: u32) -> Result<Db, OpenError> {
+        let conn = open::open_writer(path, durability)?;
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )
+            .with_init(open::apply_reader_pragmas);
+        let shown = path.display().to_string();
+        let pool = r2d2::Pool::builder()
+            .max_size(readers)
+            // Open connections lazily: start-up stays fast and idle memory small.
+            .min_idle(Some(1))
+            .connection_timeout(std::time::Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| OpenError::Migration(format!("reader pool for {shown}: {e}")))?;
+        let jobs = writer::spawn(conn).map_err(|source| OpenError::Io {
+            path: shown,
+            source,
+        })?;
+        Ok(Db {
+            inner: Arc::new(Inner {
+                path: path.to_path_buf(),
+                readers: pool,
+                jobs,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Run `f` on a read-only connection, off the async threads.
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let pool = self.inner.readers.clone();
+        let span = tracing::Span::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let conn = pool.get().map_err(DbError::from)?;
+            f(&conn)
+        });
+        match task.await {
+            Ok(result) => result,
+            Err(join) => std::panic::resume_unwind(join.into_panic()),
+        }
+    }
+
+    /// Run `f` inside the writer's transaction (in its own savepoint). `Ok` means committed.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let span = tracing::Span::current();
+        let job = Job::Batched(Box::new(move |conn: &Connection| {
+            let result = span.in_scope(|| f(conn));
+            let ok = result.is_ok();
+            Ran {
+                ok,
+                finish: Box::new(move |committed| {
+                    let answer = match (result, committed) {
+                        (Ok(_), Err(failed)) => Err(commit_error(failed).into()),
+                        (result, _) => result,
+                    };
+                    let _ = tx.send(answer);
+                }),
+            }
+        }));
+        self.send(job, rx).await
+    }
+
+    /// Run `f` with the writer connection to itself; `f` manages its own transaction. For
+    /// schema alterations, which need `PRAGMA foreign_keys=OFF` outside any transaction.
+    pub async fn write_exclusive<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
+        let span = tracing::Span::current();
+        let job = Job::Exclusive(Box::new(move |conn: &mut Connection| {
+            let result = span.in_scope(|| f(conn));
+            let _ = tx.send(result);
+        }));
+        self.send(job, rx).await
+    }
+
+    async fn send<T, E: From<DbError>>(
+        &self,
+        job: Job,
+        rx: oneshot::Receiver<Result<T, E>>,
+    ) -> Result<T, E> {
+        if self.inner.jobs.send(job).await.is_err() {
+            return Err(DbError::WriterGone.into());
+        }
+        match rx.instrument(tracing::Span::current()).await {
+            Ok(result) => result,
+            // The job panicked or could not start; it was rolled back.
+            Err(_) => Err(DbError::WriterGone.into()),
+        }
+    }
+}
+
+fn commit_error(failed: CommitFailed) -> DbError {
+    if failed.disk_full {
+        DbError::DiskFull
+    } else {
+        DbError::Commit(failed.message)
+    }
+}

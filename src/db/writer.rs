@@ -1,0 +1,146 @@
+//! The single writer: one thread owns the only read-write connection and runs write jobs sent
+//! over a channel. Jobs that queue up while a transaction commits are grouped into the next
+//! one (group commit): one `BEGIN IMMEDIATE … COMMIT` (and, with `durability = "full"`, one
+//! fsync) for many requests, each job inside its own SAVEPOINT so a failing job rolls back only
+//! itself.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+
+/// Most jobs grouped into one transaction; bounds the latency one commit adds.
+const MAX_BATCH: usize = 256;
+
+/// Delivers a job's result once the fate of its transaction is known.
+pub(crate) type Finish = Box<dyn FnOnce(Result<(), CommitFailed>) + Send>;
+
+/// A job that ran inside the shared transaction: whether it succeeded, and how to answer.
+pub(crate) struct Ran {
+    pub ok: bool,
+    pub finish: Finish,
+}
+
+/// A job that runs inside the batch transaction.
+pub(crate) type BatchedJob = Box<dyn FnOnce(&Connection) -> Ran + Send>;
+
+pub(crate) enum Job {
+    /// Runs inside the batch transaction, in its own savepoint.
+    Batched(BatchedJob),
+    /// Runs alone with the connection to itself and manages its own transaction (schema
+    /// alterations, which must switch foreign keys off outside any transaction).
+    Exclusive(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
+/// The batch's COMMIT (or BEGIN) failed, so none of its jobs took effect.
+#[derive(Debug, Clone)]
+pub struct CommitFailed {
+    pub disk_full: bool,
+    pub message: String,
+}
+
+impl CommitFailed {
+    fn from_sqlite(e: &rusqlite::Error) -> Self {
+        Self {
+            disk_full: e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Start the writer thread; it stops when every sender is dropped.
+pub(crate) fn spawn(mut conn: Connection) -> std::io::Result<mpsc::Sender<Job>> {
+    let (tx, mut rx) = mpsc::channel::<Job>(4096);
+    std::thread::Builder::new()
+        .name("onebox-writer".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(job) = rx.blocking_recv() {
+                let mut exclusive = None;
+                match job {
+                    Job::Exclusive(f) => exclusive = Some(f),
+                    Job::Batched(f) => {
+                        batch.push(f);
+                        while batch.len() < MAX_BATCH {
+                            match rx.try_recv() {
+                                Ok(Job::Batched(f)) => batch.push(f),
+                                Ok(Job::Exclusive(f)) => {
+                                    exclusive = Some(f);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        run_batch(&conn, &mut batch);
+                    }
+                }
+                if let Some(f) = exclusive {
+                    // A panic inside is confined to that job; its reply channel is dropped,
+                    // which its caller sees as an error.
+                    let _ = catch_unwind(AssertUnwindSafe(|| f(&mut conn)));
+                    // Never leave a transaction open for the next batch.
+                    if !conn.is_autocommit() {
+                        let _ = conn.execute_batch("ROLLBACK");
+                    }
+                    let _ = conn.pragma_update(None, "foreign_keys", "ON");
+                }
+            }
+            tracing::debug!("writer stopped");
+        })?;
+    Ok(tx)
+}
+
+fn run_batch(conn: &Connection, batch: &mut Vec<BatchedJob>) {
+    let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        let failed = CommitFailed::from_sqlite(&e);
+        tracing::error!(error = %e, "cannot begin a write transaction");
+        // The jobs never ran; dropping them drops their reply channels after telling them.
+        for job in batch.drain(..) {
+            let ran = job_failed_to_start(job);
+            (ran.finish)(Err(failed.clone()));
+        }
+        return;
+    }
+    for job in batch.drain(..) {
+        if conn.execute_batch("SAVEPOINT job").is_err() {
+            // Cannot isolate this job; treat it as failed without running it.
+            finishers.push(job_failed_to_start(job).finish);
+            continue;
+        }
+        let ran = catch_unwind(AssertUnwindSafe(|| job(conn)));
+        match ran {
+            Ok(Ran { ok: true, finish }) => {
+                let _ = conn.execute_batch("RELEASE job");
+                finishers.push(finish);
+            }
+            Ok(Ran { ok: false, finish }) => {
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                finishers.push(finish);
+            }
+            Err(_) => {
+                tracing::error!("a write job panicked; it was rolled back");
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            }
+        }
+    }
+    let outcome = conn.execute_batch("COMMIT").map_err(|e| {
+        tracing::error!(error = %e, "commit failed");
+        let failed = CommitFailed::from_sqlite(&e);
+        let _ = conn.execute_batch("ROLLBACK");
+        failed
+    });
+    for finish in finishers {
+        finish(outcome.clone());
+    }
+}
+
+/// A job that could not be run: it is not called; its reply channel closes, which its caller
+/// reports as a failed write. Returned as `Ran` so the caller's code path stays uniform.
+fn job_failed_to_start(job: BatchedJob) -> Ran {
+    drop(job);
+    Ran {
+        ok: false,
+        finish: Box::new(|_| {}),
+    }
+}

@@ -1,0 +1,510 @@
+//! Records: list, view, create, update and delete, with the collection's rules compiled into
+//! the SQL of every path (a record the caller may not see is simply not found), validation of
+//! every field at once, relation checks inside the write transaction, and change counters.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use serde_json::{Map, Value};
+
+use crate::app::App;
+use crate::db::DbError;
+use crate::error::AppError;
+use crate::query::{self, Expr, Vars};
+use crate::schema::{self, Collection, FieldKind, Operation, Rule, quote_ident};
+use crate::services::identity::Caller;
+
+/// A record as answered: its fields plus `id`, `created`, `updated`.
+pub type Record = Map<String, Value>;
+
+/// What a list request asks for (raw, as sent).
+#[derive(Debug, Default, Clone)]
+pub struct ListParams {
+    pub filter: Option<String>,
+    pub sort: Option<String>,
+    pub limit: Option<u32>,
+    pub after: Option<String>,
+    pub page: Option<u32>,
+    pub count: bool,
+    pub fields: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct ListResult {
+    pub items: Vec<Record>,
+    pub next: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+}
+
+/// How a rule applies to a caller.
+enum Access<'c> {
+    All,
+    Filter(&'c Expr),
+}
+
+/// Resolve `op`'s rule for `caller`. Admins pass every rule. A refusal is 401 for anonymous
+/// callers; otherwise `denied` (403 for list/create, 404 for record operations).
+fn access<'c>(
+    c: &'c Collection,
+    op: Operation,
+    caller: &Caller,
+    denied: fn() -> AppError,
+) -> Result<Access<'c>, AppError> {
+    if caller.is_admin() {
+        return Ok(Access::All);
+    }
+    match c.rules.get(op) {
+        Rule::Anyone => Ok(Access::All),
+        Rule::Filter(e) => Ok(Access::Filter(e)),
+        Rule::AdminOnly if caller.user.is_none() => Err(AppError::Unauthorized(
+            "this collection needs a signed-in user".into(),
+        )),
+        Rule::AdminOnly => Err(denied()),
+    }
+}
+
+fn forbidden() -> AppError {
+    AppError::Forbidden("your role may not do this in this collection".into())
+}
+
+fn vars(caller: &Caller) -> Vars {
+    Vars {
+        me: caller.user.as_ref().map(|u| u.id.clone()),
+        now: crate::time::now(),
+    }
+}
+
+/// `"id", "created", …` for the given columns (already checked against the schema).
+fn select_list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The rule as an SQL condition (with its params appended), or `1` when unrestricted.
+fn rule_sql(
+    c: &Collection,
+    access: &Access<'_>,
+    vars: &Vars,
+    params: &mut Vec<SqlValue>,
+) -> Result<String, AppError> {
+    match access {
+        Access::All => Ok("1".into()),
+        Access::Filter(e) => query::compile(e, c, vars, params)
+            .map_err(|e| AppError::Internal(format!("stored rule does not compile: {e}"))),
+    }
+}
+
+/// List records visible to `caller`.
+pub async fn list(
+    app: &App,
+    name: &str,
+    caller: &Caller,
+    p: ListParams,
+) -> Result<ListResult, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = entry.collection.clone();
+    let rule = match access(&c, Operation::List, caller, forbidden)? {
+        Access::All => None,
+        Access::Filter(e) => Some(e.clone()),
+    };
+    let filter = match p.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(f) => Some(query::parse_filter(f, &c).map_err(|e| AppError::query("filter", e))?),
+        None => None,
+    };
+    let sort = match p.sort.as_deref().filter(|s| !s.trim().is_empty()) {
+        Some(s) => query::parse_sort(s, &c).map_err(|e| AppError::query("sort", e))?,
+        None => query::Sort::default(),
+    };
+    let columns = query::parse_fields(p.fields.as_deref().unwrap_or(""), &c)
+        .map_err(|e| AppError::query("fields", e))?;
+    let limit = p
+        .limit
+        .unwrap_or(app.settings.default_page_size)
+        .clamp(1, app.settings.max_page_size);
+    if p.after.is_some() && p.page.is_some() {
+        return Err(AppError::BadRequest(
+            "use either after or page, not both".into(),
+        ));
+    }
+    let after = match p.after.as_deref() {
+        Some(a) => Some(query::Cursor::decode(a, &sort).map_err(|e| AppError::query("after", e))?),
+        None => None,
+    };
+    let offset = match p.page {
+        Some(0) => return Err(AppError::BadRequest("page starts at 1".into())),
+        Some(n) => Some(u64::from(n - 1) * u64::from(limit)),
+        None => None,
+    };
+    let vars = vars(caller);
+    let spec = query::ListSpec {
+        filter: filter.as_ref(),
+        rule: rule.as_ref(),
+        sort: &sort,
+        after: after.as_ref(),
+        limit,
+        offset,
+        columns: &columns,
+    };
+    let (sql, params) =
+        query::list_sql(&c, &spec, &vars).map_err(|e| AppError::query("filter", e))?;
+    let count = if p.count {
+        Some(
+            query::count_sql(&c, filter.as_ref(), rule.as_ref(), &vars)
+                .map_err(|e| AppError::query("filter", e))?,
+        )
+    } else {
+        None
+    };
+    let c2 = c.clone();
+    let (items, next, total) = app
+        .db
+        .read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
+            let mut items: Vec<Record> = Vec::with_capacity(limit as usize);
+            let mut last_cursor = None;
+            let mut more = false;
+            let reader = schema::RowReader::new(&c2, &columns);
+            let mut rows = stmt
+                .query(params_from_iter(params))
+                .map_err(DbError::from)?;
+            while let Some(row) = rows.next().map_err(DbError::from)? {
+                if items.len() == limit as usize {
+                    // The extra row only tells that another page exists.
+                    more = true;
+                    break;
+                }
+                items.push(reader.read(row).map_err(DbError::from)?);
+                if items.len() == limit as usize {
+                    last_cursor = Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
+                }
+            }
+            let next = if more {
+                last_cursor.map(|c| c.encode())
+            } else {
+                None
+            };
+            let total = match count {
+                Some((sql, params)) => Some(
+                    conn.prepare_cached(&sql)
+                        .and_then(|mut s| {
+                            s.query_row(params_from_iter(params), |r| r.get::<_, i64>(0))
+                        })
+                        .map_err(DbError::from)? as u64,
+                ),
+                None => None,
+            };
+            Ok::<_, AppError>((items, next, total))
+        })
+        .await?;
+    Ok(ListResult { items, next, total })
+}
+
+/// One record visible to `caller`, or 404.
+pub async fn get(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+    fields: Option<&str>,
+) -> Result<Record, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = entry.collection.clone();
+    let access = access(&c, Operation::View, caller, not_found)?;
+    let columns =
+        query::parse_fields(fields.unwrap_or(""), &c).map_err(|e| AppError::query("fields", e))?;
+    let mut params = vec![SqlValue::Text(id.to_string())];
+    let rule = rule_sql(&c, &access, &vars(caller), &mut params)?;
+    let sql = format!(
+        "SELECT {} FROM {} WHERE id = ? AND ({rule})",
+        select_list(&columns),
+        quote_ident(&c.name)
+    );
+    app.db
+        .read(move |conn| read_one(conn, &c, &sql, params, &columns)?.ok_or(AppError::NotFound))
+        .await
+}
+
+fn not_found() -> AppError {
+    AppError::NotFound
+}
+
+fn read_one(
+    conn: &Connection,
+    c: &Collection,
+    sql: &str,
+    params: Vec<SqlValue>,
+    columns: &[String],
+) -> Result<Option<Record>, AppError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(DbError::from)?;
+    let found = stmt
+        .query_row(params_from_iter(params), |row| {
+            schema::row_to_json(c, columns, row)
+        })
+        .optional()
+        .map_err(DbError::from)?;
+    Ok(found)
+}
+
+/// The strong ETag of a full record: a hash of its JSON form.
+pub fn record_etag(record: &Record) -> String {
+    use sha2::{Digest, Sha256};
+    let bytes = serde_json::to_vec(record).unwrap_or_default();
+    let digest = Sha256::digest(&bytes);
+    format!("\"{}\"", hex::encode(&digest[..12]))
+}
+
+/// Check every relation value names an existing record (inside the write transaction).
+fn check_relations(
+    conn: &Connection,
+    c: &Collection,
+    values: &[(String, SqlValue)],
+) -> Result<(), AppError> {
+    let mut errors = std::collections::BTreeMap::new();
+    for (column, value) in values {
+        let Some(field) = c.field(column) else {
+            continue;
+        };
+        let FieldKind::Relation { collection, .. } = &field.kind else {
+            continue;
+        };
+        let SqlValue::Text(id) = value else { continue };
+        let table = if collection == "users" {
+            "_users".to_string()
+        } else {
+            quote_ident(collection)
+        };
+        let exists = conn
+            .prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))
+            .and_then(|mut s| s.exists([id]))
+            .map_err(DbError::from)?;
+        if !exists {
+            errors.insert(
+                column.clone(),
+                format!("no {collection} record has this id"),
+            );
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(AppError::fields(errors))
+    }
+}
+
+/// Whether the row `id` satisfies `access` (always true when unrestricted).
+fn satisfies(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    access_sql: &str,
+    access_params: &[SqlValue],
+) -> Result<bool, AppError> {
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE id = ? AND ({access_sql})",
+        quote_ident(&c.name)
+    );
+    let mut params = vec![SqlValue::Text(id.to_string())];
+    params.extend_from_slice(access_params);
+    let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
+    Ok(stmt
+        .exists(params_from_iter(params))
+        .map_err(DbError::from)?)
+}
+
+/// Bump counters before the commit (see `collections::Entry::version`); the caller bumps
+/// again after.
+fn bump(versions: &[Arc<AtomicU64>]) {
+    for v in versions {
+        v.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Create a record. The create rule, if a filter, must hold for the new record.
+pub async fn create(
+    app: &App,
+    name: &str,
+    caller: &Caller,
+    input: Map<String, Value>,
+) -> Result<Record, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = entry.collection.clone();
+    let access = access(&c, Operation::Create, caller, forbidden)?;
+    let values = schema::validate_create(&c, &input).map_err(|e| AppError::fields(e.0))?;
+    let mut rule_params = Vec::new();
+    let rule = rule_sql(&c, &access, &vars(caller), &mut rule_params)?;
+    let versions = vec![entry.version.clone()];
+    let v2 = versions.clone();
+    let record = app
+        .db
+        .write(move |conn| {
+            check_relations(conn, &c, &values)?;
+            let id = crate::ids::new_id();
+            let now = crate::time::now();
+            let mut columns = vec!["id".to_string(), "created".into(), "updated".into()];
+            let mut params = vec![
+                SqlValue::Text(id.clone()),
+                SqlValue::Text(now.clone()),
+                SqlValue::Text(now),
+            ];
+            for (col, val) in values {
+                columns.push(col);
+                params.push(val);
+            }
+            let sql = format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                quote_ident(&c.name),
+                select_list(&columns),
+                vec!["?"; columns.len()].join(", ")
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.execute(params_from_iter(params)))
+                .map_err(DbError::from)?;
+            if !satisfies(conn, &c, &id, &rule, &rule_params)? {
+                return Err(forbidden());
+            }
+            bump(&v2);
+            let sql = format!(
+                "SELECT {} FROM {} WHERE id = ?",
+                select_list(&query::all_columns(&c)),
+                quote_ident(&c.name)
+            );
+            read_one(
+                conn,
+                &c,
+                &sql,
+                vec![SqlValue::Text(id)],
+                &query::all_columns(&c),
+            )?
+            .ok_or(AppError::Internal("inserted record vanished".into()))
+        })
+        .await?;
+    bump(&versions);
+    Ok(record)
+}
+
+/// Update a record the update rule lets `caller` see; the rule must still hold afterwards.
+/// `if_match` is checked against the record's current ETag inside the transaction.
+pub async fn update(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+    input: Map<String, Value>,
+    if_match: Option<String>,
+) -> Result<Record, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = entry.collection.clone();
+    let access = access(&c, Operation::Update, caller, not_found)?;
+    let values = schema::validate_update(&c, &input).map_err(|e| AppError::fields(e.0))?;
+    let mut rule_params = Vec::new();
+    let rule = rule_sql(&c, &access, &vars(caller), &mut rule_params)?;
+    let versions = vec![entry.version.clone()];
+    let v2 = versions.clone();
+    let id = id.to_string();
+    let record = app
+        .db
+        .write(move |conn| {
+            let columns = query::all_columns(&c);
+            let select = format!(
+                "SELECT {} FROM {} WHERE id = ? AND ({rule})",
+                select_list(&columns),
+                quote_ident(&c.name)
+            );
+            let mut params = vec![SqlValue::Text(id.clone())];
+            params.extend_from_slice(&rule_params);
+            let current =
+                read_one(conn, &c, &select, params.clone(), &columns)?.ok_or(AppError::NotFound)?;
+            if let Some(tag) = &if_match
+                && !crate::etag::list_contains(tag, &record_etag(&current), false)
+            {
+                return Err(AppError::PreconditionFailed);
+            }
+            check_relations(conn, &c, &values)?;
+            let mut sets = vec!["\"updated\" = ?".to_string()];
+            let mut update_params = vec![SqlValue::Text(crate::time::now())];
+            for (col, val) in values {
+                sets.push(format!("{} = ?", quote_ident(&col)));
+                update_params.push(val);
+            }
+            update_params.push(SqlValue::Text(id.clone()));
+            let sql = format!(
+                "UPDATE {} SET {} WHERE id = ?",
+                quote_ident(&c.name),
+                sets.join(", ")
+            );
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.execute(params_from_iter(update_params)))
+                .map_err(DbError::from)?;
+            if !satisfies(conn, &c, &id, &rule, &rule_params)? {
+                return Err(forbidden());
+            }
+            bump(&v2);
+            let select_all = format!(
+                "SELECT {} FROM {} WHERE id = ?",
+                select_list(&columns),
+                quote_ident(&c.name)
+            );
+            read_one(conn, &c, &select_all, vec![SqlValue::Text(id)], &columns)?
+                .ok_or(AppError::NotFound)
+        })
+        .await?;
+    bump(&versions);
+    Ok(record)
+}
+
+/// Delete a record the delete rule lets `caller` see. Relations decide what happens to
+/// records pointing at it (restrict → 409, cascade, set null).
+pub async fn delete(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+    if_match: Option<String>,
+) -> Result<(), AppError> {
+    let entry = app.collections.get(name)?;
+    let c = entry.collection.clone();
+    let access = access(&c, Operation::Delete, caller, not_found)?;
+    let mut rule_params = Vec::new();
+    let rule = rule_sql(&c, &access, &vars(caller), &mut rule_params)?;
+    let versions = app.collections.affected_by_delete(name);
+    let v2 = versions.clone();
+    let id = id.to_string();
+    app.db
+        .write(move |conn| {
+            let columns = query::all_columns(&c);
+            let select = format!(
+                "SELECT {} FROM {} WHERE id = ? AND ({rule})",
+                select_list(&columns),
+                quote_ident(&c.name)
+            );
+            let mut params = vec![SqlValue::Text(id.clone())];
+            params.extend_from_slice(&rule_params);
+            let current =
+                read_one(conn, &c, &select, params, &columns)?.ok_or(AppError::NotFound)?;
+            if let Some(tag) = &if_match
+                && !crate::etag::list_contains(tag, &record_etag(&current), false)
+            {
+                return Err(AppError::PreconditionFailed);
+            }
+            let sql = format!("DELETE FROM {} WHERE id = ?", quote_ident(&c.name));
+            conn.prepare_cached(&sql)
+                .and_then(|mut s| s.execute([&id]))
+                .map_err(|e| match DbError::from(e) {
+                    DbError::ForeignKey => AppError::conflict(
+                        "other records refer to this record; delete or change them first",
+                    ),
+                    other => other.into(),
+                })?;
+            bump(&v2);
+            Ok::<_, AppError>(())
+        })
+        .await?;
+    bump(&versions);
+    Ok(())
+}

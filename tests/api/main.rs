@@ -1,0 +1,12 @@
+//! Integration tests through the HTTP surface: one binary, a fresh data dir per test.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod auth;
+mod collections;
+mod http;
+mod query;
+mod records;
+mod rules;
