@@ -21,10 +21,10 @@ pub async fn list_collections(app: &State<App>, _admin: Admin) -> Result<Reply, 
 #[rocket::post("/collections", data = "<body>")]
 pub async fn create_collection(
     app: &State<App>,
-    _admin: Admin,
+    admin: Admin,
     body: JsonBody<CollectionSpec>,
 ) -> Result<Reply, AppError> {
-    let c = app.collections.create(body.0).await?;
+    let c = app.collections.create(admin.0.actor(), body.0).await?;
     Reply::created(&c.spec, format!("/api/collections/{}", c.name))
 }
 
@@ -41,7 +41,7 @@ pub async fn get_collection(
 #[rocket::patch("/collections/<name>", data = "<body>")]
 pub async fn update_collection(
     app: &State<App>,
-    _admin: Admin,
+    admin: Admin,
     name: &str,
     body: JsonBody<Value>,
 ) -> Result<Reply, AppError> {
@@ -50,16 +50,19 @@ pub async fn update_collection(
             "the body must be a JSON object (a merge patch of the definition)".into(),
         ));
     }
-    let c = app.collections.update(name, body.0).await?;
+    let c = app
+        .collections
+        .update(admin.0.actor(), name, body.0)
+        .await?;
     Reply::ok(&c.spec)
 }
 
 #[rocket::delete("/collections/<name>")]
 pub async fn delete_collection(
     app: &State<App>,
-    _admin: Admin,
+    admin: Admin,
     name: &str,
 ) -> Result<Reply, AppError> {
-    app.collections.delete(name).await?;
+    app.collections.delete(admin.0.actor(), name).await?;
     Ok(Reply::NoContent)
 }

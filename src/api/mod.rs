@@ -19,13 +19,18 @@ use rocket::{Build, Request, Response, Rocket};
 
 pub use openapi::document as openapi_document;
 
+use crate::observe::traced;
+
 /// Mount every API route and the `/api` catchers.
 pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
     rocket
-        .mount("/", rocket::routes![health::healthz, health::readyz])
+        .mount(
+            "/",
+            traced(rocket::routes![health::healthz, health::readyz]),
+        )
         .mount(
             "/api",
-            rocket::routes![
+            traced(rocket::routes![
                 collections::list_collections,
                 collections::create_collection,
                 collections::get_collection,
@@ -48,7 +53,7 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
                 tokens::create_token,
                 tokens::delete_token,
                 openapi::openapi_json,
-            ],
+            ]),
         )
         .register("/api", rocket::catchers![problem::api_catcher])
         .register("/", rocket::catchers![problem::api_catcher])

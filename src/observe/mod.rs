@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use rocket::fairing::{Fairing, Info, Kind};
 use rocket::http::Header;
+use rocket::route::{Handler, Outcome, Route};
 use rocket::{Data, Request, Response};
+use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -88,4 +90,28 @@ impl Fairing for RequestLog {
             tracing::info!(status, micros, route, "request");
         }
     }
+}
+
+/// A route handler run inside its request's span, so guards, services and database jobs log
+/// with the request id (Rocket 0.5 has no other hook around a handler).
+#[derive(Clone)]
+struct InRequestSpan(Box<dyn Handler>);
+
+#[rocket::async_trait]
+impl Handler for InRequestSpan {
+    async fn handle<'r>(&self, req: &'r Request<'_>, data: Data<'r>) -> Outcome<'r> {
+        let span = RequestMeta::of(req).span.clone();
+        self.0.handle(req, data).instrument(span).await
+    }
+}
+
+/// Wrap every route's handler in its request span.
+pub fn traced(routes: Vec<Route>) -> Vec<Route> {
+    routes
+        .into_iter()
+        .map(|mut r| {
+            r.handler = Box::new(InRequestSpan(r.handler));
+            r
+        })
+        .collect()
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::db::{Db, DbError};
 use crate::error::AppError;
 use crate::schema::{self, Collection, CollectionSpec, FieldKind};
+use crate::services::identity::Actor;
 
 /// A collection with its change counter.
 pub struct Entry {
@@ -117,7 +118,11 @@ impl Collections {
     }
 
     /// Create a collection: validate, create its table and indexes, store the definition.
-    pub async fn create(&self, spec: CollectionSpec) -> Result<Arc<Collection>, AppError> {
+    pub async fn create(
+        &self,
+        actor: Actor,
+        spec: CollectionSpec,
+    ) -> Result<Arc<Collection>, AppError> {
         let own = spec.name.clone();
         let collection = schema::parse_collection(spec, &|n: &str| n == own || self.exists(n))
             .map_err(definition_errors)?;
@@ -144,6 +149,11 @@ impl Collections {
                     conn.execute_batch(&sql).map_err(DbError::from)?;
                 }
                 log_schema_change(conn, &c.name, Some(&c.spec))?;
+                actor.record(
+                    conn,
+                    "collection.create",
+                    serde_json::json!({ "collection": c.name }),
+                )?;
                 Ok::<_, AppError>(())
             })
             .await?;
@@ -153,7 +163,12 @@ impl Collections {
     }
 
     /// Apply a JSON merge patch (RFC 7396) to a collection's definition and alter its table.
-    pub async fn update(&self, name: &str, patch: Value) -> Result<Arc<Collection>, AppError> {
+    pub async fn update(
+        &self,
+        actor: Actor,
+        name: &str,
+        patch: Value,
+    ) -> Result<Arc<Collection>, AppError> {
         let old = self.get(name)?;
         let mut merged = serde_json::to_value(&old.collection.spec)
             .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -196,7 +211,7 @@ impl Collections {
         let renamed_referrers = self
             .db
             .write_exclusive(move |conn| {
-                alter_in_transaction(conn, &old_c, &new_c, &renames, &referrers)
+                alter_in_transaction(conn, &old_c, &new_c, &renames, &referrers, &actor)
             })
             .await?;
         old.version.fetch_add(1, Ordering::SeqCst);
@@ -209,7 +224,7 @@ impl Collections {
     }
 
     /// Drop a collection and its records. Refused while other collections relate to it.
-    pub async fn delete(&self, name: &str) -> Result<(), AppError> {
+    pub async fn delete(&self, actor: Actor, name: &str) -> Result<(), AppError> {
         let entry = self.get(name)?;
         let referrers: Vec<String> = self
             .list()
@@ -236,6 +251,11 @@ impl Collections {
                 conn.execute("DELETE FROM _collections WHERE name = ?1", [&c.name])
                     .map_err(DbError::from)?;
                 log_schema_change(conn, &c.name, None)?;
+                actor.record(
+                    conn,
+                    "collection.delete",
+                    serde_json::json!({ "collection": c.name }),
+                )?;
                 Ok::<_, AppError>(())
             })
             .await?;
@@ -318,6 +338,7 @@ fn alter_in_transaction(
     new: &Collection,
     renames: &[(String, String)],
     referrers: &[Arc<Collection>],
+    actor: &Actor,
 ) -> Result<Vec<Collection>, AppError> {
     conn.pragma_update(None, "foreign_keys", "OFF")
         .map_err(DbError::from)?;
@@ -362,6 +383,11 @@ fn alter_in_transaction(
         }
     }
     log_schema_change(&tx, &new.name, Some(&new.spec))?;
+    actor.record(
+        &tx,
+        "collection.update",
+        serde_json::json!({ "collection": old.name, "name": new.name }),
+    )?;
     tx.commit().map_err(DbError::from)?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .map_err(DbError::from)?;

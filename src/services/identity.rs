@@ -37,10 +37,44 @@ impl Caller {
         self.user.as_ref().map(|u| u.id.as_str())
     }
 
+    /// Who to name in the audit trail.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: self.user_id().map(str::to_string),
+            ip: self.ip.map(|i| i.to_string()),
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.user
             .as_ref()
             .is_some_and(|u| u.role == Role::Admin && !u.disabled)
+    }
+}
+
+/// The audit trail's view of a caller: owned, so it can move into a write job.
+#[derive(Debug, Clone, Default)]
+pub struct Actor {
+    pub user_id: Option<String>,
+    pub ip: Option<String>,
+}
+
+impl Actor {
+    /// Append an audit entry inside the caller's transaction.
+    pub fn record(
+        &self,
+        conn: &rusqlite::Connection,
+        action: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), AppError> {
+        audit::record(
+            conn,
+            self.user_id.as_deref(),
+            self.ip.as_deref(),
+            action,
+            detail,
+        )?;
+        Ok(())
     }
 }
 
@@ -125,14 +159,10 @@ fn check_policy(password: &str) -> Result<(), AppError> {
 
 /// Write an audit entry in its own transaction.
 pub async fn audit(app: &App, caller: &Caller, action: &'static str, detail: serde_json::Value) {
-    let actor = caller.user_id().map(str::to_string);
-    let ip = caller.ip.map(|i| i.to_string());
+    let actor = caller.actor();
     let result = app
         .db
-        .write(move |conn| {
-            audit::record(conn, actor.as_deref(), ip.as_deref(), action, detail)
-                .map_err(AppError::from)
-        })
+        .write(move |conn| actor.record(conn, action, detail))
         .await;
     if let Err(e) = result {
         tracing::error!(error = %e, action, "could not write the audit trail");

@@ -231,7 +231,8 @@ async fn openapi_document_describes_live_collections_and_validates() {
 
 /// Validate with openapi-spec-validator (a Python package `.ci/run` installs into `.venv`).
 fn validate_openapi(doc: &serde_json::Value) {
-    let python = std::env::var("ONEBOX_TEST_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
+    let python =
+        std::env::var("OPENAPI_VALIDATOR_PYTHON").unwrap_or_else(|_| ".venv/bin/python".into());
     let available = std::process::Command::new(&python)
         .args(["-c", "import openapi_spec_validator"])
         .status()

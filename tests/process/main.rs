@@ -18,7 +18,12 @@ const PASSWORD: &str = "a-long-passphrase";
 fn onebox(data: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.arg("--data-dir").arg(data);
-    c.env_remove("ONEBOX_DATA_DIR").env_remove("ONEBOX_CONFIG");
+    // Hermetic: no ONEBOX_* from the environment running the tests.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ONEBOX_") {
+            c.env_remove(key);
+        }
+    }
     c
 }
 

@@ -1,0 +1,93 @@
+//! Deny by default: every mounted route, called anonymously and as a plain user against an
+//! admin-only collection, refuses — except the few routes that are public by design.
+
+use rocket::http::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+/// (method, path) pairs that may answer 2xx to anyone.
+const PUBLIC: &[(&str, &str)] = &[
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/api/openapi.json"),
+];
+
+/// Routes any signed-in user may use on their own account.
+const SIGNED_IN: &[(&str, &str)] = &[
+    ("GET", "/api/auth/me"),
+    ("GET", "/api/tokens"),
+    ("POST", "/api/tokens"),
+    ("POST", "/api/auth/logout"),
+];
+
+#[rocket::async_test]
+async fn every_route_refuses_anonymous_and_plain_users_unless_public() {
+    let app = TestApp::spawn().await;
+    app.collection(json!({ "name": "secret", "fields": [ { "name": "v", "type": "text" } ] }))
+        .await;
+    let rec = app.record("secret", json!({ "v": "s" })).await;
+    let rid = rec["id"].as_str().unwrap().to_string();
+    let me = app.get("/api/auth/me", Some(&app.admin)).await;
+    let admin_id = me.json["id"].as_str().unwrap().to_string();
+    let routes: Vec<(Method, String)> = app
+        .client
+        .rocket()
+        .routes()
+        .map(|r| (r.method, r.uri.path().to_string()))
+        .collect();
+    assert!(routes.len() >= 20, "{routes:?}");
+    for who in ["anonymous", "user"] {
+        for (method, template) in &routes {
+            // A fresh user each time: some routes (logout) end the caller's token.
+            let token = if who == "user" {
+                Some(
+                    app.user(&format!("u{}@example.com", ulid::Ulid::generate()))
+                        .await
+                        .1,
+                )
+            } else {
+                None
+            };
+            let path = template.replace("<name>", "secret").replace(
+                "<id>",
+                if template.contains("users") {
+                    &admin_id
+                } else {
+                    &rid
+                },
+            );
+            let key = (method.as_str(), template.as_str());
+            let allowed = PUBLIC.contains(&key) || (who == "user" && SIGNED_IN.contains(&key));
+            let body =
+                matches!(method, Method::Post | Method::Patch | Method::Put).then(|| json!({}));
+            let r = app.call(*method, &path, token.as_deref(), body).await;
+            assert!(
+                r.status < 500,
+                "{who} {method} {path}: {} {:?}",
+                r.status,
+                r.json
+            );
+            if template == "/api/auth/login" {
+                // Public by design; an empty body is simply invalid.
+                assert_eq!(r.status, 422, "{:?}", r.json);
+            } else if !allowed {
+                assert!(
+                    matches!(r.status, 401 | 403 | 404),
+                    "{who} {method} {path} answered {} {:?}",
+                    r.status,
+                    r.json
+                );
+            }
+        }
+    }
+    // Nothing was changed by any of it.
+    let still = app
+        .get(
+            &format!("/api/collections/secret/records/{rid}"),
+            Some(&app.admin),
+        )
+        .await;
+    assert_eq!(still.json["v"], "s");
+    assert_eq!(app.get("/api/auth/me", Some(&app.admin)).await.status, 200);
+}
