@@ -14,7 +14,14 @@ use crate::config::LogFormat;
 
 /// Install the global tracing subscriber. Safe to call more than once (later calls no-op).
 pub fn init_tracing(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    // Rocket's own lines (e.g. "Remote left") are noise next to onebox's request log, unless
+    // asked for by name.
+    if !level.contains("rocket")
+        && let Ok(d) = "rocket=error".parse()
+    {
+        filter = filter.add_directive(d);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
