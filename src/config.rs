@@ -129,6 +129,8 @@ pub struct Settings {
     pub throttle: ThrottleSettings,
     /// The config file that was read, if any (for `config check`).
     pub source: Option<PathBuf>,
+    /// The configuration these settings were built from (for `config check`).
+    raw: RawConfig,
 }
 
 impl fmt::Debug for Settings {
@@ -209,6 +211,7 @@ impl Settings {
             }
         }
         Ok(Self {
+            raw: raw.clone(),
             data_dir,
             address: raw.address,
             port: raw.port,
@@ -250,21 +253,7 @@ impl Settings {
             "# secret key: {} (redacted)\n",
             self.data_dir.secret_key().display()
         ));
-        let raw = RawConfig {
-            address: self.address,
-            port: self.port,
-            durability: self.durability,
-            log_format: self.log_format,
-            log_level: self.log_level.clone(),
-            trusted_proxies: self.trusted_proxies.clone(),
-            max_body_bytes: self.max_body_bytes,
-            max_page_size: self.max_page_size,
-            default_page_size: self.default_page_size,
-            login_token_hours: (self.login_token_ttl.as_secs() / 3600) as u32,
-            readers: self.readers,
-            tls: self.tls.clone(),
-        };
-        match toml_string(&raw) {
+        match toml_string(&self.raw) {
             Ok(s) => out.push_str(&s),
             Err(e) => out.push_str(&format!("# could not render: {e}\n")),
         }

@@ -26,6 +26,9 @@ pub struct Entry {
 pub struct Collections {
     db: Db,
     entries: RwLock<HashMap<String, Arc<Entry>>>,
+    /// Schema changes run one at a time, so each validates against the definitions the one
+    /// before it left (a PATCH reads, merges and writes; two at once would lose one).
+    changing: tokio::sync::Mutex<()>,
 }
 
 impl Collections {
@@ -62,6 +65,7 @@ impl Collections {
         Ok(Collections {
             db,
             entries: RwLock::new(entries),
+            changing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -123,6 +127,7 @@ impl Collections {
         actor: Actor,
         spec: CollectionSpec,
     ) -> Result<Arc<Collection>, AppError> {
+        let _one_at_a_time = self.changing.lock().await;
         let own = spec.name.clone();
         let collection = schema::parse_collection(spec, &|n: &str| n == own || self.exists(n))
             .map_err(definition_errors)?;
@@ -169,6 +174,7 @@ impl Collections {
         name: &str,
         patch: Value,
     ) -> Result<Arc<Collection>, AppError> {
+        let _one_at_a_time = self.changing.lock().await;
         let old = self.get(name)?;
         let mut merged = serde_json::to_value(&old.collection.spec)
             .map_err(|e| AppError::Internal(e.to_string()))?;
@@ -225,6 +231,7 @@ impl Collections {
 
     /// Drop a collection and its records. Refused while other collections relate to it.
     pub async fn delete(&self, actor: Actor, name: &str) -> Result<(), AppError> {
+        let _one_at_a_time = self.changing.lock().await;
         let entry = self.get(name)?;
         let referrers: Vec<String> = self
             .list()

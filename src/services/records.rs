@@ -86,18 +86,93 @@ fn select_list(columns: &[String]) -> String {
         .join(", ")
 }
 
-/// The rule as an SQL condition (with its params appended), or `1` when unrestricted.
-fn rule_sql(
-    c: &Collection,
-    access: &Access<'_>,
-    vars: &Vars,
-    params: &mut Vec<SqlValue>,
-) -> Result<String, AppError> {
-    match access {
-        Access::All => Ok("1".into()),
-        Access::Filter(e) => query::compile(e, c, vars, params)
-            .map_err(|e| AppError::Internal(format!("stored rule does not compile: {e}"))),
+/// A rule compiled for one caller: an SQL condition and its parameters (`1` when unrestricted).
+struct RuleSql {
+    sql: String,
+    params: Vec<SqlValue>,
+}
+
+impl RuleSql {
+    fn none() -> Self {
+        RuleSql {
+            sql: "1".into(),
+            params: Vec::new(),
+        }
     }
+
+    fn compile(c: &Collection, access: &Access<'_>, caller: &Caller) -> Result<Self, AppError> {
+        match access {
+            Access::All => Ok(Self::none()),
+            Access::Filter(e) => {
+                let mut params = Vec::new();
+                let sql = query::compile(e, c, &vars(caller), &mut params).map_err(|e| {
+                    AppError::Internal(format!("stored rule does not compile: {e}"))
+                })?;
+                Ok(RuleSql { sql, params })
+            }
+        }
+    }
+}
+
+/// The record `id` with `columns`, if it exists and satisfies `rule`.
+fn fetch(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    rule: &RuleSql,
+    columns: &[String],
+) -> Result<Option<Record>, AppError> {
+    let sql = format!(
+        "SELECT {} FROM {} WHERE id = ? AND ({})",
+        select_list(columns),
+        quote_ident(&c.name),
+        rule.sql
+    );
+    let params = std::iter::once(SqlValue::Text(id.to_string())).chain(rule.params.iter().cloned());
+    let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
+    let found = stmt
+        .query_row(params_from_iter(params), |row| {
+            schema::row_to_json(c, columns, row)
+        })
+        .optional()
+        .map_err(DbError::from)?;
+    Ok(found)
+}
+
+/// The whole record `id` as `rule` lets the caller change it, checked against `If-Match`.
+fn fetch_for_write(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    rule: &RuleSql,
+    if_match: Option<&str>,
+) -> Result<Record, AppError> {
+    let current = fetch(conn, c, id, rule, &query::all_columns(c))?.ok_or(AppError::NotFound)?;
+    match if_match {
+        Some(tag) if !crate::etag::list_contains(tag, &record_etag(&current), false) => {
+            Err(AppError::PreconditionFailed)
+        }
+        _ => Ok(current),
+    }
+}
+
+/// Whether the record `id` satisfies `rule` (after a write: rules hold for what was written).
+fn satisfies(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    rule: &RuleSql,
+) -> Result<bool, AppError> {
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE id = ? AND ({})",
+        quote_ident(&c.name),
+        rule.sql
+    );
+    let params = std::iter::once(SqlValue::Text(id.to_string())).chain(rule.params.iter().cloned());
+    let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
+    Ok(stmt
+        .exists(params_from_iter(params))
+        .map_err(DbError::from)?)
 }
 
 /// List records visible to `caller`.
@@ -218,37 +293,15 @@ pub async fn get(
     let access = access(&c, Operation::View, caller, not_found)?;
     let columns =
         query::parse_fields(fields.unwrap_or(""), &c).map_err(|e| AppError::query("fields", e))?;
-    let mut params = vec![SqlValue::Text(id.to_string())];
-    let rule = rule_sql(&c, &access, &vars(caller), &mut params)?;
-    let sql = format!(
-        "SELECT {} FROM {} WHERE id = ? AND ({rule})",
-        select_list(&columns),
-        quote_ident(&c.name)
-    );
+    let rule = RuleSql::compile(&c, &access, caller)?;
+    let id = id.to_string();
     app.db
-        .read(move |conn| read_one(conn, &c, &sql, params, &columns)?.ok_or(AppError::NotFound))
+        .read(move |conn| fetch(conn, &c, &id, &rule, &columns)?.ok_or(AppError::NotFound))
         .await
 }
 
 fn not_found() -> AppError {
     AppError::NotFound
-}
-
-fn read_one(
-    conn: &Connection,
-    c: &Collection,
-    sql: &str,
-    params: Vec<SqlValue>,
-    columns: &[String],
-) -> Result<Option<Record>, AppError> {
-    let mut stmt = conn.prepare_cached(sql).map_err(DbError::from)?;
-    let found = stmt
-        .query_row(params_from_iter(params), |row| {
-            schema::row_to_json(c, columns, row)
-        })
-        .optional()
-        .map_err(DbError::from)?;
-    Ok(found)
 }
 
 /// The strong ETag of a full record: a hash of its JSON form.
@@ -274,11 +327,7 @@ fn check_relations(
             continue;
         };
         let SqlValue::Text(id) = value else { continue };
-        let table = if collection == "users" {
-            "_users".to_string()
-        } else {
-            quote_ident(collection)
-        };
+        let table = quote_ident(schema::ddl::relation_table(collection));
         let exists = conn
             .prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))
             .and_then(|mut s| s.exists([id]))
@@ -295,26 +344,6 @@ fn check_relations(
     } else {
         Err(AppError::fields(errors))
     }
-}
-
-/// Whether the row `id` satisfies `access` (always true when unrestricted).
-fn satisfies(
-    conn: &Connection,
-    c: &Collection,
-    id: &str,
-    access_sql: &str,
-    access_params: &[SqlValue],
-) -> Result<bool, AppError> {
-    let sql = format!(
-        "SELECT 1 FROM {} WHERE id = ? AND ({access_sql})",
-        quote_ident(&c.name)
-    );
-    let mut params = vec![SqlValue::Text(id.to_string())];
-    params.extend_from_slice(access_params);
-    let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
-    Ok(stmt
-        .exists(params_from_iter(params))
-        .map_err(DbError::from)?)
 }
 
 /// Bump counters before the commit (see `collections::Entry::version`); the caller bumps
@@ -336,8 +365,7 @@ pub async fn create(
     let c = entry.collection.clone();
     let access = access(&c, Operation::Create, caller, forbidden)?;
     let values = schema::validate_create(&c, &input).map_err(|e| AppError::fields(e.0))?;
-    let mut rule_params = Vec::new();
-    let rule = rule_sql(&c, &access, &vars(caller), &mut rule_params)?;
+    let rule = RuleSql::compile(&c, &access, caller)?;
     let versions = vec![entry.version.clone()];
     let v2 = versions.clone();
     let record = app
@@ -365,23 +393,12 @@ pub async fn create(
             conn.prepare_cached(&sql)
                 .and_then(|mut s| s.execute(params_from_iter(params)))
                 .map_err(DbError::from)?;
-            if !satisfies(conn, &c, &id, &rule, &rule_params)? {
+            if !satisfies(conn, &c, &id, &rule)? {
                 return Err(forbidden());
             }
             bump(&v2);
-            let sql = format!(
-                "SELECT {} FROM {} WHERE id = ?",
-                select_list(&query::all_columns(&c)),
-                quote_ident(&c.name)
-            );
-            read_one(
-                conn,
-                &c,
-                &sql,
-                vec![SqlValue::Text(id)],
-                &query::all_columns(&c),
-            )?
-            .ok_or(AppError::Internal("inserted record vanished".into()))
+            fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
+                .ok_or_else(|| AppError::Internal("inserted record vanished".into()))
         })
         .await?;
     bump(&versions);
@@ -402,55 +419,35 @@ pub async fn update(
     let c = entry.collection.clone();
     let access = access(&c, Operation::Update, caller, not_found)?;
     let values = schema::validate_update(&c, &input).map_err(|e| AppError::fields(e.0))?;
-    let mut rule_params = Vec::new();
-    let rule = rule_sql(&c, &access, &vars(caller), &mut rule_params)?;
+    let rule = RuleSql::compile(&c, &access, caller)?;
     let versions = vec![entry.version.clone()];
     let v2 = versions.clone();
     let id = id.to_string();
     let record = app
         .db
         .write(move |conn| {
-            let columns = query::all_columns(&c);
-            let select = format!(
-                "SELECT {} FROM {} WHERE id = ? AND ({rule})",
-                select_list(&columns),
-                quote_ident(&c.name)
-            );
-            let mut params = vec![SqlValue::Text(id.clone())];
-            params.extend_from_slice(&rule_params);
-            let current =
-                read_one(conn, &c, &select, params.clone(), &columns)?.ok_or(AppError::NotFound)?;
-            if let Some(tag) = &if_match
-                && !crate::etag::list_contains(tag, &record_etag(&current), false)
-            {
-                return Err(AppError::PreconditionFailed);
-            }
+            fetch_for_write(conn, &c, &id, &rule, if_match.as_deref())?;
             check_relations(conn, &c, &values)?;
             let mut sets = vec!["\"updated\" = ?".to_string()];
-            let mut update_params = vec![SqlValue::Text(crate::time::now())];
+            let mut params = vec![SqlValue::Text(crate::time::now())];
             for (col, val) in values {
                 sets.push(format!("{} = ?", quote_ident(&col)));
-                update_params.push(val);
+                params.push(val);
             }
-            update_params.push(SqlValue::Text(id.clone()));
+            params.push(SqlValue::Text(id.clone()));
             let sql = format!(
                 "UPDATE {} SET {} WHERE id = ?",
                 quote_ident(&c.name),
                 sets.join(", ")
             );
             conn.prepare_cached(&sql)
-                .and_then(|mut s| s.execute(params_from_iter(update_params)))
+                .and_then(|mut s| s.execute(params_from_iter(params)))
                 .map_err(DbError::from)?;
-            if !satisfies(conn, &c, &id, &rule, &rule_params)? {
+            if !satisfies(conn, &c, &id, &rule)? {
                 return Err(forbidden());
             }
             bump(&v2);
-            let select_all = format!(
-                "SELECT {} FROM {} WHERE id = ?",
-                select_list(&columns),
-                quote_ident(&c.name)
-            );
-            read_one(conn, &c, &select_all, vec![SqlValue::Text(id)], &columns)?
+            fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
                 .ok_or(AppError::NotFound)
         })
         .await?;
@@ -470,28 +467,13 @@ pub async fn delete(
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
     let access = access(&c, Operation::Delete, caller, not_found)?;
-    let mut rule_params = Vec::new();
-    let rule = rule_sql(&c, &access, &vars(caller), &mut rule_params)?;
+    let rule = RuleSql::compile(&c, &access, caller)?;
     let versions = app.collections.affected_by_delete(name);
     let v2 = versions.clone();
     let id = id.to_string();
     app.db
         .write(move |conn| {
-            let columns = query::all_columns(&c);
-            let select = format!(
-                "SELECT {} FROM {} WHERE id = ? AND ({rule})",
-                select_list(&columns),
-                quote_ident(&c.name)
-            );
-            let mut params = vec![SqlValue::Text(id.clone())];
-            params.extend_from_slice(&rule_params);
-            let current =
-                read_one(conn, &c, &select, params, &columns)?.ok_or(AppError::NotFound)?;
-            if let Some(tag) = &if_match
-                && !crate::etag::list_contains(tag, &record_etag(&current), false)
-            {
-                return Err(AppError::PreconditionFailed);
-            }
+            fetch_for_write(conn, &c, &id, &rule, if_match.as_deref())?;
             let sql = format!("DELETE FROM {} WHERE id = ?", quote_ident(&c.name));
             conn.prepare_cached(&sql)
                 .and_then(|mut s| s.execute([&id]))
