@@ -81,8 +81,13 @@ pub fn check_existing(path: &Path) -> Result<(), OpenError> {
     ]));
     let change_counter = &header[24..28];
     let valid_for = &header[92..96];
-    // The in-header size is only meaningful when it was written by the same change.
-    if change_counter == valid_for && pages * page_size > len {
+    // The in-header size is only meaningful when it was written by the same change, and only
+    // binding when no write-ahead log holds pages not yet copied into the file (a partial
+    // checkpoint may have copied page 1 before the pages past the file's end).
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_has_frames = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 32);
+    if change_counter == valid_for && !wal_has_frames && pages * page_size > len {
         return Err(corrupt(&format!(
             "the file is truncated ({len} bytes, the header says {})",
             pages * page_size
