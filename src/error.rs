@@ -117,7 +117,7 @@ impl From<DbError> for AppError {
             }
             DbError::DiskFull => AppError::InsufficientStorage,
             DbError::Busy => AppError::Unavailable("the database is busy; try again".into()),
-            DbError::WriterGone => AppError::Unavailable("the database is unavailable".into()),
+            DbError::Unavailable => AppError::Internal("a database job failed".into()),
             other => AppError::Internal(other.to_string()),
         }
     }

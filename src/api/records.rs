@@ -4,17 +4,18 @@
 use std::sync::atomic::Ordering;
 
 use rocket::State;
+use rocket::http::Status;
 use rocket::http::uri::Origin;
 use serde_json::{Map, Value};
 
 use crate::app::App;
 use crate::error::AppError;
 use crate::services::identity::Caller;
-use crate::services::records::{self, ListParams, record_etag};
+use crate::services::records::{self, ListParams, etag_of_json};
 
 use super::body::JsonBody;
 use super::guards::Conditions;
-use super::reply::Reply;
+use super::reply::{Reply, to_json};
 
 fn parse_u32(name: &str, v: Option<&str>) -> Result<Option<u32>, AppError> {
     v.map(|s| {
@@ -106,11 +107,12 @@ pub async fn get_record(
     fields: Option<&str>,
 ) -> Result<Reply, AppError> {
     let record = records::get(app, name, id, &caller, fields).await?;
-    let etag = record_etag(&record);
+    let body = to_json(&record)?;
+    let etag = etag_of_json(&body);
     if cond.not_modified(&etag) {
         return Ok(Reply::NotModified { etag });
     }
-    Ok(Reply::ok(&record)?.tagged(etag))
+    Ok(Reply::bytes(Status::Ok, body).tagged(etag))
 }
 
 #[rocket::post("/collections/<name>/records", data = "<body>")]
@@ -123,8 +125,11 @@ pub async fn create_record(
     let record = records::create(app, name, &caller, body.0).await?;
     let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
     let location = format!("/api/collections/{name}/records/{id}");
-    let etag = record_etag(&record);
-    Ok(Reply::created(&record, location)?.tagged(etag))
+    let body = to_json(&record)?;
+    let etag = etag_of_json(&body);
+    Ok(Reply::bytes(Status::Created, body)
+        .located(location)
+        .tagged(etag))
 }
 
 #[rocket::patch("/collections/<name>/records/<id>", data = "<body>")]
@@ -137,8 +142,9 @@ pub async fn update_record(
     body: JsonBody<Map<String, Value>>,
 ) -> Result<Reply, AppError> {
     let record = records::update(app, name, id, &caller, body.0, cond.if_match).await?;
-    let etag = record_etag(&record);
-    Ok(Reply::ok(&record)?.tagged(etag))
+    let body = to_json(&record)?;
+    let etag = etag_of_json(&body);
+    Ok(Reply::bytes(Status::Ok, body).tagged(etag))
 }
 
 #[rocket::delete("/collections/<name>/records/<id>")]

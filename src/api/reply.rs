@@ -30,21 +30,29 @@ impl Reply {
 
     /// 201 with `value` as JSON and a `Location`.
     pub fn created<T: Serialize>(value: &T, location: String) -> Result<Reply, AppError> {
-        let mut reply = Self::with_status(Status::Created, value)?;
-        if let Reply::Json { location: l, .. } = &mut reply {
-            *l = Some(location);
-        }
-        Ok(reply)
+        Ok(Self::with_status(Status::Created, value)?.located(location))
     }
 
     pub fn with_status<T: Serialize>(status: Status, value: &T) -> Result<Reply, AppError> {
-        let body = serde_json::to_vec(value).map_err(|e| AppError::Internal(e.to_string()))?;
-        Ok(Reply::Json {
+        Ok(Self::bytes(status, to_json(value)?))
+    }
+
+    /// A JSON reply from bytes already serialised.
+    pub fn bytes(status: Status, body: Vec<u8>) -> Reply {
+        Reply::Json {
             status,
             body,
             etag: None,
             location: None,
-        })
+        }
+    }
+
+    /// Set the `Location` of a reply.
+    pub fn located(mut self, to: String) -> Reply {
+        if let Reply::Json { location, .. } = &mut self {
+            *location = Some(to);
+        }
+        self
     }
 
     /// Attach an ETag to a JSON reply.
@@ -54,6 +62,11 @@ impl Reply {
         }
         self
     }
+}
+
+/// Serialise an answer.
+pub fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>, AppError> {
+    serde_json::to_vec(value).map_err(|e| AppError::Internal(e.to_string()))
 }
 
 impl<'r> Responder<'r, 'static> for Reply {

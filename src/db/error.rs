@@ -19,8 +19,9 @@ pub enum DbError {
     DiskFull,
     #[error("the database is busy")]
     Busy,
-    #[error("the database writer has stopped")]
-    WriterGone,
+    /// The reader or writer thread could not run the job (it stopped, or the job panicked).
+    #[error("the database is unavailable")]
+    Unavailable,
     #[error("connection pool: {0}")]
     Pool(#[from] r2d2::Error),
     #[error("sqlite: {0}")]

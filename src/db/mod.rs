@@ -1,7 +1,9 @@
-//! Storage access. `Db` is the whole async surface: `read` runs a closure on a pooled read-only
-//! connection off the async threads; `write` sends it to the single writer thread, where it
-//! runs in a group-committed transaction. Repositories elsewhere are plain synchronous
-//! functions over `&Connection`, so several compose inside one `write`.
+//! Storage access. `Db` is the whole async surface: `read` sends a closure to a small set of
+//! reader threads, each holding one read-only connection from the r2d2 pool (so its prepared
+//! statement cache stays warm); `write` sends it to the single writer thread, where it runs in
+//! a group-committed transaction. No SQLite call runs on an async thread. Repositories
+//! elsewhere are plain synchronous functions over `&Connection`, so several compose inside one
+//! `write`.
 
 mod error;
 mod open;
@@ -30,9 +32,12 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
-    readers: r2d2::Pool<SqliteConnectionManager>,
+    reads: crossbeam_channel::Sender<ReadJob>,
     jobs: mpsc::Sender<Job>,
 }
+
+/// A read, run by whichever reader thread is free.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
 
 impl Db {
     /// Open (creating if needed) the database at `path`, migrate it, start the writer thread
@@ -54,14 +59,23 @@ impl Db {
             .connection_timeout(std::time::Duration::from_secs(10))
             .build(manager)
             .map_err(|e| OpenError::Migration(format!("reader pool for {shown}: {e}")))?;
-        let jobs = writer::spawn(conn).map_err(|source| OpenError::Io {
-            path: shown,
+        let io = |source| OpenError::Io {
+            path: shown.clone(),
             source,
-        })?;
+        };
+        let jobs = writer::spawn(conn).map_err(io)?;
+        let (reads, queue) = crossbeam_channel::unbounded::<ReadJob>();
+        for n in 0..readers {
+            let (pool, queue) = (pool.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name(format!("onebox-reader-{n}"))
+                .spawn(move || reader_loop(&pool, &queue))
+                .map_err(io)?;
+        }
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
-                readers: pool,
+                reads,
                 jobs,
             }),
         })
@@ -72,23 +86,26 @@ impl Db {
         &self.inner.path
     }
 
-    /// Run `f` on a read-only connection, off the async threads.
+    /// Run `f` on a read-only connection, on a reader thread.
     pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
     {
-        let pool = self.inner.readers.clone();
+        let (tx, rx) = oneshot::channel::<Result<T, E>>();
         let span = tracing::Span::current();
-        let task = tokio::task::spawn_blocking(move || {
-            let _entered = span.enter();
-            let conn = pool.get().map_err(DbError::from)?;
-            f(&conn)
+        let job: ReadJob = Box::new(move |conn: &Connection| {
+            let result = span.in_scope(|| f(conn));
+            let _ = tx.send(result);
         });
-        match task.await {
+        if self.inner.reads.send(job).is_err() {
+            return Err(DbError::Unavailable.into());
+        }
+        match rx.await {
             Ok(result) => result,
-            Err(join) => std::panic::resume_unwind(join.into_panic()),
+            // The closure panicked (its reply channel was dropped); the reader lives on.
+            Err(_) => Err(DbError::Unavailable.into()),
         }
     }
 
@@ -141,12 +158,38 @@ impl Db {
         rx: oneshot::Receiver<Result<T, E>>,
     ) -> Result<T, E> {
         if self.inner.jobs.send(job).await.is_err() {
-            return Err(DbError::WriterGone.into());
+            return Err(DbError::Unavailable.into());
         }
         match rx.instrument(tracing::Span::current()).await {
             Ok(result) => result,
             // The job panicked or could not start; it was rolled back.
-            Err(_) => Err(DbError::WriterGone.into()),
+            Err(_) => Err(DbError::Unavailable.into()),
+        }
+    }
+}
+
+/// A reader thread: hold one pooled connection and run reads until the channel closes.
+fn reader_loop(
+    pool: &r2d2::Pool<SqliteConnectionManager>,
+    queue: &crossbeam_channel::Receiver<ReadJob>,
+) {
+    let mut conn = None;
+    while let Ok(job) = queue.recv() {
+        if conn.is_none() {
+            match pool.get() {
+                Ok(c) => conn = Some(c),
+                Err(e) => {
+                    // Dropping the job closes its reply channel: the caller sees an error.
+                    tracing::error!(error = %e, "no reader connection");
+                    continue;
+                }
+            }
+        }
+        if let Some(c) = &conn {
+            let c: &Connection = c;
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(c))).is_err() {
+                tracing::error!("a read panicked");
+            }
         }
     }
 }

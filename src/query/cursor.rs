@@ -153,8 +153,17 @@ pub fn keyset_sql(
     if cursor.fingerprint != sort.fingerprint() || cursor.values.len() != sort.keys().len() {
         return Err(invalid());
     }
+    // System fields are never NULL, and required fields hold a value in every row (writes and
+    // alterations enforce it), so their terms need no NULL branch.
+    let nullable = |field: &str| {
+        !crate::schema::SYSTEM_FIELDS.contains(&field)
+            && !collection.field(field).is_some_and(|f| f.required)
+    };
+    // Parameters of the branches; the bound's parameter comes first in the SQL text.
+    let mut branch_params = Vec::new();
     let mut branches = Vec::new();
     for (i, (key, value)) in sort.keys().iter().zip(&cursor.values).enumerate() {
+        let params = &mut branch_params;
         // Descending NULLs come last: nothing comes after NULL on this key.
         if key.descending() && *value == SqlValue::Null {
             continue;
@@ -172,7 +181,10 @@ pub fn keyset_sql(
             // Ascending from NULL: every non-NULL value comes after.
             (false, SqlValue::Null) => format!("{col} IS NOT NULL"),
             (false, v) => bind(format!("{col} > ?"), v, params),
-            (true, v) => bind(format!("({col} < ? OR {col} IS NULL)"), v, params),
+            (true, v) if nullable(key.field()) => {
+                bind(format!("({col} < ? OR {col} IS NULL)"), v, params)
+            }
+            (true, v) => bind(format!("{col} < ?"), v, params),
         });
         branches.push(format!("({})", terms.join(" AND ")));
     }
@@ -180,7 +192,27 @@ pub fn keyset_sql(
         // The cursor sits on the very last possible position.
         return Ok("(0)".into());
     }
-    Ok(format!("({})", branches.join(" OR ")))
+    // A redundant range on the first key lets SQLite start the index walk at the cursor
+    // instead of skipping every earlier row (the OR of branches alone is not a range).
+    let first = sort.keys().first().zip(cursor.values.first());
+    let bound = match first {
+        Some((key, v)) if *v != SqlValue::Null => {
+            let col = column_sql(collection, key.field());
+            match (key.descending(), nullable(key.field())) {
+                (false, _) => Some(bind(format!("{col} >= ?"), v, params)),
+                (true, false) => Some(bind(format!("{col} <= ?"), v, params)),
+                // NULLs follow in descending order, so no single range covers the rest.
+                (true, true) => None,
+            }
+        }
+        _ => None,
+    };
+    params.append(&mut branch_params);
+    let branches = branches.join(" OR ");
+    Ok(match bound {
+        Some(b) => format!("({b} AND ({branches}))"),
+        None => format!("({branches})"),
+    })
 }
 
 fn bind(sql: String, value: &SqlValue, params: &mut Vec<SqlValue>) -> String {

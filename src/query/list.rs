@@ -226,8 +226,8 @@ mod tests {
             concat!(
                 r#"SELECT "posts"."id" AS "id", "posts"."title" AS "title", "posts"."year" AS "year" "#,
                 r#"FROM "posts" WHERE ("posts"."year" >= ?) AND ("posts"."owner" = ?) AND "#,
-                r#"((("posts"."year" < ? OR "posts"."year" IS NULL)) OR ("posts"."year" = ? AND "posts"."id" > ?)) "#,
-                r#"ORDER BY "posts"."year" DESC, "posts"."id" ASC LIMIT ? OFFSET ?"#
+                r#"((("posts"."year" < ? OR "posts"."year" IS NULL)) OR ("posts"."year" = ? AND "posts"."id" < ?)) "#,
+                r#"ORDER BY "posts"."year" DESC, "posts"."id" DESC LIMIT ? OFFSET ?"#
             )
         );
         assert_eq!(

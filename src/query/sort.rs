@@ -141,7 +141,13 @@ pub fn parse_sort(input: &str, collection: &Collection) -> Result<Sort, QueryErr
         });
     }
     if !keys.iter().any(|k| k.field == "id") {
-        keys.push(SortKey::id());
+        // The tiebreaker runs in the direction of the last key, so an index on
+        // `(field, id)` serves `-field` by walking backwards, with no sort step.
+        let descending = keys.last().is_some_and(|k| k.descending);
+        keys.push(SortKey {
+            descending,
+            ..SortKey::id()
+        });
     }
     Ok(Sort { keys })
 }
@@ -178,7 +184,8 @@ mod tests {
     #[test]
     fn sort_keys_get_directions_and_an_id_tiebreaker() {
         assert_eq!(spec("-created,title"), "-created,title,id");
-        assert_eq!(spec(" +year , -score "), "year,-score,id");
+        assert_eq!(spec("-created"), "-created,-id");
+        assert_eq!(spec(" +year , -score "), "year,-score,-id");
         assert_eq!(spec("-id,title"), "-id,title");
         assert_eq!(spec(""), "id");
         assert_eq!(spec("  "), "id");
@@ -240,7 +247,7 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(
             a,
-            parse_sort("-created,id", &posts()).unwrap().fingerprint()
+            parse_sort("-created,-id", &posts()).unwrap().fingerprint()
         );
     }
 }

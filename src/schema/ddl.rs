@@ -135,16 +135,19 @@ impl IndexDef {
 /// Every index `c`'s table should have, named as in the module docs.
 pub fn index_defs(c: &Collection) -> Vec<IndexDef> {
     let coll = &c.name;
+    // Non-unique indexes end with `id`, the tiebreaker of every sort, so `ORDER BY f, id`
+    // (either direction) and keyset cursors walk the index without sorting.
     let mut out = vec![IndexDef::new(
         c,
         format!("idx.{coll}.created"),
         false,
-        vec!["created".to_owned()],
+        vec!["created".to_owned(), "id".to_owned()],
         None,
         None,
     )];
     for f in &c.fields {
         let one = || vec![f.name.clone()];
+        let with_id = || vec![f.name.clone(), "id".to_owned()];
         if f.unique {
             let name = format!("uniq.{coll}.{}", f.name);
             out.push(IndexDef::new(
@@ -161,7 +164,7 @@ pub fn index_defs(c: &Collection) -> Vec<IndexDef> {
                 c,
                 name,
                 false,
-                one(),
+                with_id(),
                 Some(f.name.clone()),
                 None,
             ));
@@ -220,7 +223,7 @@ mod tests {
         );
         assert_eq!(
             sql[1],
-            "CREATE INDEX \"idx.books.created\" ON \"books\" (\"created\")"
+            "CREATE INDEX \"idx.books.created\" ON \"books\" (\"created\", \"id\")"
         );
         assert_eq!(
             sql.last().unwrap(),

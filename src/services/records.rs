@@ -306,9 +306,13 @@ fn not_found() -> AppError {
 
 /// The strong ETag of a full record: a hash of its JSON form.
 pub fn record_etag(record: &Record) -> String {
+    etag_of_json(&serde_json::to_vec(record).unwrap_or_default())
+}
+
+/// The strong ETag of a record already serialised (saves serialising twice per answer).
+pub fn etag_of_json(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    let bytes = serde_json::to_vec(record).unwrap_or_default();
-    let digest = Sha256::digest(&bytes);
+    let digest = Sha256::digest(bytes);
     format!("\"{}\"", hex::encode(&digest[..12]))
 }
 
