@@ -15,7 +15,7 @@ use crate::services::records::{self, ListParams, etag_of_json};
 
 use super::body::JsonBody;
 use super::guards::Conditions;
-use super::reply::{Reply, to_json};
+use super::reply::Reply;
 
 fn parse_u32(name: &str, v: Option<&str>) -> Result<Option<u32>, AppError> {
     v.map(|s| {
@@ -89,8 +89,8 @@ pub async fn list_records(
         count: parse_bool("count", count)?,
         fields: fields.map(str::to_string),
     };
-    let result = records::list(app, name, &caller, params).await?;
-    let reply = Reply::ok(&result)?;
+    let page = records::list(app, name, &caller, params).await?;
+    let reply = Reply::bytes(Status::Ok, page.to_json());
     Ok(match etag {
         Some(tag) => reply.tagged(tag),
         None => reply,
@@ -106,8 +106,7 @@ pub async fn get_record(
     id: &str,
     fields: Option<&str>,
 ) -> Result<Reply, AppError> {
-    let record = records::get(app, name, id, &caller, fields).await?;
-    let body = to_json(&record)?;
+    let body = records::get(app, name, id, &caller, fields).await?;
     let etag = etag_of_json(&body);
     if cond.not_modified(&etag) {
         return Ok(Reply::NotModified { etag });
@@ -123,11 +122,9 @@ pub async fn create_record(
     body: JsonBody<Map<String, Value>>,
 ) -> Result<Reply, AppError> {
     let record = records::create(app, name, &caller, body.0).await?;
-    let id = record.get("id").and_then(Value::as_str).unwrap_or_default();
-    let location = format!("/api/collections/{name}/records/{id}");
-    let body = to_json(&record)?;
-    let etag = etag_of_json(&body);
-    Ok(Reply::bytes(Status::Created, body)
+    let location = format!("/api/collections/{name}/records/{}", record.id);
+    let etag = etag_of_json(&record.json);
+    Ok(Reply::bytes(Status::Created, record.json)
         .located(location)
         .tagged(etag))
 }
@@ -142,9 +139,8 @@ pub async fn update_record(
     body: JsonBody<Map<String, Value>>,
 ) -> Result<Reply, AppError> {
     let record = records::update(app, name, id, &caller, body.0, cond.if_match).await?;
-    let body = to_json(&record)?;
-    let etag = etag_of_json(&body);
-    Ok(Reply::bytes(Status::Ok, body).tagged(etag))
+    let etag = etag_of_json(&record.json);
+    Ok(Reply::bytes(Status::Ok, record.json).tagged(etag))
 }
 
 #[rocket::delete("/collections/<name>/records/<id>")]

@@ -1,6 +1,8 @@
 //! Record values on the way out: a stored row → a JSON object. This runs for every record read,
 //! so the column → field lookup is done once per query (`RowReader::new`) and each row only
-//! converts values; JSON text is parsed only for json and multiple select columns.
+//! converts values. `write_json` writes the object straight into a byte buffer (the API's hot
+//! path: no map, no per-value allocation); `read` builds a `serde_json::Map` for code that
+//! needs the values.
 
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
@@ -14,16 +16,71 @@ pub struct RowReader<'c> {
     /// Output key and the field kind of each selected column (`None`: system or computed column,
     /// converted by its storage class alone).
     columns: Vec<(String, Option<&'c FieldKind>)>,
+    /// `"key":` of each column, JSON-escaped once.
+    keys: Vec<Vec<u8>>,
 }
 
 impl<'c> RowReader<'c> {
     /// A reader for rows whose columns, in order, are `columns` of collection `c`.
     pub fn new(c: &'c Collection, columns: &[String]) -> Self {
+        let keys = columns
+            .iter()
+            .map(|name| {
+                let mut k = serde_json::to_vec(name).unwrap_or_default();
+                k.push(b':');
+                k
+            })
+            .collect();
         let columns = columns
             .iter()
             .map(|name| (name.clone(), c.field(name).map(|f| &f.kind)))
             .collect();
-        RowReader { columns }
+        RowReader { columns, keys }
+    }
+
+    /// Append the JSON object for one row to `out`, in column order. Stored JSON (json and
+    /// multiple select columns) is checked to be well-formed and copied as it is.
+    pub fn write_json(&self, row: &Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+        let conversion = |i: usize, raw: ValueRef<'_>, m: &str| {
+            rusqlite::Error::FromSqlConversionFailure(i, raw.data_type(), m.to_owned().into())
+        };
+        out.push(b'{');
+        for (i, ((_, kind), key)) in self.columns.iter().zip(&self.keys).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(key);
+            let raw = row.get_ref(i)?;
+            match raw {
+                ValueRef::Null => out.extend_from_slice(b"null"),
+                ValueRef::Integer(v) => match kind {
+                    Some(FieldKind::Bool) => {
+                        out.extend_from_slice(if v != 0 { b"true" } else { b"false" })
+                    }
+                    _ => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+                },
+                ValueRef::Real(f) if f.is_finite() => {
+                    out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+                }
+                ValueRef::Real(_) => out.extend_from_slice(b"null"),
+                ValueRef::Text(bytes) => {
+                    let s = std::str::from_utf8(bytes)
+                        .map_err(|_| conversion(i, raw, "stored text is not UTF-8"))?;
+                    match kind {
+                        Some(FieldKind::Json | FieldKind::Select { multiple: true, .. }) => {
+                            serde_json::from_str::<serde::de::IgnoredAny>(s)
+                                .map_err(|_| conversion(i, raw, "stored JSON is malformed"))?;
+                            out.extend_from_slice(bytes);
+                        }
+                        _ => serde_json::to_writer(&mut *out, s)
+                            .map_err(|_| conversion(i, raw, "cannot write JSON"))?,
+                    }
+                }
+                ValueRef::Blob(_) => return Err(conversion(i, raw, "unexpected binary value")),
+            }
+        }
+        out.push(b'}');
+        Ok(())
     }
 
     /// The JSON object for one row.
@@ -140,6 +197,34 @@ mod tests {
                 "site": "https://example.com/", "kind": "b", "tags": ["b", "a"],
                 "meta": {"x": [1, 2.5, null]}, "owner": null, "empty": null,
             })
+        );
+        // The byte writer gives the same object, keys in column order.
+        let bytes = conn
+            .query_row(
+                &format!("SELECT {} FROM things", cols.join(", ")),
+                [],
+                |r| {
+                    let mut out = Vec::new();
+                    reader.write_json(r, &mut out).map(|()| out)
+                },
+            )
+            .unwrap();
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.starts_with(r#"{"id":"r1","created":"t0","updated":"t1","title":"Hi","#),
+            "{text}"
+        );
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            parsed,
+            Value::Object(
+                conn.query_row(
+                    &format!("SELECT {} FROM things", cols.join(", ")),
+                    [],
+                    |r| reader.read(r),
+                )
+                .unwrap()
+            )
         );
         let one = conn
             .query_row("SELECT done, count FROM things", [], |r| {

@@ -16,8 +16,12 @@ use crate::query::{self, Expr, Vars};
 use crate::schema::{self, Collection, FieldKind, Operation, Rule, quote_ident};
 use crate::services::identity::Caller;
 
-/// A record as answered: its fields plus `id`, `created`, `updated`.
-pub type Record = Map<String, Value>;
+/// A written record: its id and its JSON (`id`, `created`, `updated`, then its fields).
+#[derive(Debug)]
+pub struct Written {
+    pub id: String,
+    pub json: Vec<u8>,
+}
 
 /// What a list request asks for (raw, as sent).
 #[derive(Debug, Default, Clone)]
@@ -31,12 +35,31 @@ pub struct ListParams {
     pub fields: Option<String>,
 }
 
-#[derive(Debug, serde::Serialize)]
-pub struct ListResult {
-    pub items: Vec<Record>,
+/// One page of a list: the records as a JSON array, the cursor of the next page, the total.
+#[derive(Debug)]
+pub struct ListPage {
+    pub items: Vec<u8>,
     pub next: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
+}
+
+impl ListPage {
+    /// `{"items":[…],"next":…[,"total":n]}`.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.items.len() + 64);
+        out.extend_from_slice(b"{\"items\":");
+        out.extend_from_slice(&self.items);
+        out.extend_from_slice(b",\"next\":");
+        match &self.next {
+            Some(n) => out.extend_from_slice(format!("\"{n}\"").as_bytes()),
+            None => out.extend_from_slice(b"null"),
+        }
+        if let Some(t) = self.total {
+            out.extend_from_slice(format!(",\"total\":{t}").as_bytes());
+        }
+        out.push(b'}');
+        out
+    }
 }
 
 /// How a rule applies to a caller.
@@ -114,14 +137,14 @@ impl RuleSql {
     }
 }
 
-/// The record `id` with `columns`, if it exists and satisfies `rule`.
+/// The record `id` as JSON with `columns`, if it exists and satisfies `rule`.
 fn fetch(
     conn: &Connection,
     c: &Collection,
     id: &str,
     rule: &RuleSql,
     columns: &[String],
-) -> Result<Option<Record>, AppError> {
+) -> Result<Option<Vec<u8>>, AppError> {
     let sql = format!(
         "SELECT {} FROM {} WHERE id = ? AND ({})",
         select_list(columns),
@@ -129,30 +152,32 @@ fn fetch(
         rule.sql
     );
     let params = std::iter::once(SqlValue::Text(id.to_string())).chain(rule.params.iter().cloned());
+    let reader = schema::RowReader::new(c, columns);
     let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
     let found = stmt
         .query_row(params_from_iter(params), |row| {
-            schema::row_to_json(c, columns, row)
+            let mut out = Vec::with_capacity(256);
+            reader.write_json(row, &mut out).map(|()| out)
         })
         .optional()
         .map_err(DbError::from)?;
     Ok(found)
 }
 
-/// The whole record `id` as `rule` lets the caller change it, checked against `If-Match`.
-fn fetch_for_write(
+/// Check that the record `id` exists as `rule` lets the caller change it, and `If-Match`.
+fn check_writable(
     conn: &Connection,
     c: &Collection,
     id: &str,
     rule: &RuleSql,
     if_match: Option<&str>,
-) -> Result<Record, AppError> {
+) -> Result<(), AppError> {
     let current = fetch(conn, c, id, rule, &query::all_columns(c))?.ok_or(AppError::NotFound)?;
     match if_match {
-        Some(tag) if !crate::etag::list_contains(tag, &record_etag(&current), false) => {
+        Some(tag) if !crate::etag::list_contains(tag, &etag_of_json(&current), false) => {
             Err(AppError::PreconditionFailed)
         }
-        _ => Ok(current),
+        _ => Ok(()),
     }
 }
 
@@ -181,7 +206,7 @@ pub async fn list(
     name: &str,
     caller: &Caller,
     p: ListParams,
-) -> Result<ListResult, AppError> {
+) -> Result<ListPage, AppError> {
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
     let rule = match access(&c, Operation::List, caller, forbidden)? {
@@ -241,7 +266,9 @@ pub async fn list(
         .db
         .read(move |conn| {
             let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
-            let mut items: Vec<Record> = Vec::with_capacity(limit as usize);
+            let mut items = Vec::with_capacity(256 * limit as usize);
+            items.push(b'[');
+            let mut n = 0;
             let mut last_cursor = None;
             let mut more = false;
             let reader = schema::RowReader::new(&c2, &columns);
@@ -249,16 +276,21 @@ pub async fn list(
                 .query(params_from_iter(params))
                 .map_err(DbError::from)?;
             while let Some(row) = rows.next().map_err(DbError::from)? {
-                if items.len() == limit as usize {
+                if n == limit {
                     // The extra row only tells that another page exists.
                     more = true;
                     break;
                 }
-                items.push(reader.read(row).map_err(DbError::from)?);
-                if items.len() == limit as usize {
+                if n > 0 {
+                    items.push(b',');
+                }
+                reader.write_json(row, &mut items).map_err(DbError::from)?;
+                n += 1;
+                if n == limit {
                     last_cursor = Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
                 }
             }
+            items.push(b']');
             let next = if more {
                 last_cursor.map(|c| c.encode())
             } else {
@@ -277,7 +309,7 @@ pub async fn list(
             Ok::<_, AppError>((items, next, total))
         })
         .await?;
-    Ok(ListResult { items, next, total })
+    Ok(ListPage { items, next, total })
 }
 
 /// One record visible to `caller`, or 404.
@@ -287,7 +319,7 @@ pub async fn get(
     id: &str,
     caller: &Caller,
     fields: Option<&str>,
-) -> Result<Record, AppError> {
+) -> Result<Vec<u8>, AppError> {
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
     let access = access(&c, Operation::View, caller, not_found)?;
@@ -304,12 +336,7 @@ fn not_found() -> AppError {
     AppError::NotFound
 }
 
-/// The strong ETag of a full record: a hash of its JSON form.
-pub fn record_etag(record: &Record) -> String {
-    etag_of_json(&serde_json::to_vec(record).unwrap_or_default())
-}
-
-/// The strong ETag of a record already serialised (saves serialising twice per answer).
+/// The strong ETag of a record: a hash of its JSON (all columns, as `get` answers it).
 pub fn etag_of_json(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(bytes);
@@ -364,7 +391,7 @@ pub async fn create(
     name: &str,
     caller: &Caller,
     input: Map<String, Value>,
-) -> Result<Record, AppError> {
+) -> Result<Written, AppError> {
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
     let access = access(&c, Operation::Create, caller, forbidden)?;
@@ -401,8 +428,9 @@ pub async fn create(
                 return Err(forbidden());
             }
             bump(&v2);
-            fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
-                .ok_or_else(|| AppError::Internal("inserted record vanished".into()))
+            let json = fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
+                .ok_or_else(|| AppError::Internal("inserted record vanished".into()))?;
+            Ok(Written { id, json })
         })
         .await?;
     bump(&versions);
@@ -418,7 +446,7 @@ pub async fn update(
     caller: &Caller,
     input: Map<String, Value>,
     if_match: Option<String>,
-) -> Result<Record, AppError> {
+) -> Result<Written, AppError> {
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
     let access = access(&c, Operation::Update, caller, not_found)?;
@@ -430,7 +458,7 @@ pub async fn update(
     let record = app
         .db
         .write(move |conn| {
-            fetch_for_write(conn, &c, &id, &rule, if_match.as_deref())?;
+            check_writable(conn, &c, &id, &rule, if_match.as_deref())?;
             check_relations(conn, &c, &values)?;
             let mut sets = vec!["\"updated\" = ?".to_string()];
             let mut params = vec![SqlValue::Text(crate::time::now())];
@@ -451,8 +479,9 @@ pub async fn update(
                 return Err(forbidden());
             }
             bump(&v2);
-            fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
-                .ok_or(AppError::NotFound)
+            let json = fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
+                .ok_or(AppError::NotFound)?;
+            Ok(Written { id, json })
         })
         .await?;
     bump(&versions);
@@ -477,7 +506,7 @@ pub async fn delete(
     let id = id.to_string();
     app.db
         .write(move |conn| {
-            fetch_for_write(conn, &c, &id, &rule, if_match.as_deref())?;
+            check_writable(conn, &c, &id, &rule, if_match.as_deref())?;
             let sql = format!("DELETE FROM {} WHERE id = ?", quote_ident(&c.name));
             conn.prepare_cached(&sql)
                 .and_then(|mut s| s.execute([&id]))
