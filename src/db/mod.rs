@@ -19,7 +19,7 @@ use tracing::Instrument;
 
 pub use error::DbError;
 pub use open::{OpenError, check_existing};
-pub use writer::CommitFailed;
+pub use writer::{CommitFailed, WriterStats};
 use writer::{Job, Ran};
 
 use crate::config::Durability;
@@ -32,6 +32,7 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
+    stats: Arc<WriterStats>,
     reads: crossbeam_channel::Sender<ReadJob>,
     jobs: mpsc::Sender<Job>,
 }
@@ -63,7 +64,8 @@ impl Db {
             path: shown.clone(),
             source,
         };
-        let jobs = writer::spawn(conn).map_err(io)?;
+        let stats = Arc::new(WriterStats::default());
+        let jobs = writer::spawn(conn, stats.clone()).map_err(io)?;
         let (reads, queue) = crossbeam_channel::unbounded::<ReadJob>();
         for n in 0..readers {
             let (pool, queue) = (pool.clone(), queue.clone());
@@ -75,6 +77,7 @@ impl Db {
         Ok(Db {
             inner: Arc::new(Inner {
                 path: path.to_path_buf(),
+                stats,
                 reads,
                 jobs,
             }),
@@ -84,6 +87,11 @@ impl Db {
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.inner.path
+    }
+
+    /// What the writer has done so far.
+    pub fn writer_stats(&self) -> &WriterStats {
+        &self.inner.stats
     }
 
     /// Run `f` on a read-only connection, on a reader thread.
@@ -199,5 +207,137 @@ fn commit_error(failed: CommitFailed) -> DbError {
         DbError::DiskFull
     } else {
         DbError::Commit(failed.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::Ordering;
+
+    fn open_db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("t.db"), Durability::Normal, 2).unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_batch_rolls_back_only_itself() {
+        let (_dir, db) = open_db();
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+        // Hold the writer so the next writes queue up and are committed as one batch.
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.write(move |_| {
+                    hold.recv().ok();
+                    Ok::<_, DbError>(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut writes = Vec::new();
+        for n in 0..40i64 {
+            let db = db.clone();
+            writes.push(tokio::spawn(async move {
+                db.write(move |c| {
+                    c.execute("INSERT INTO t (n) VALUES (?1)", [n])
+                        .map_err(DbError::from)?;
+                    if n % 4 == 0 {
+                        // Fails after writing: its insert must vanish, the others stay.
+                        return Err(DbError::Commit(format!("job {n} refuses")));
+                    }
+                    Ok(n)
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let batches_before = db.writer_stats().batches.load(Ordering::Relaxed);
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut ok = Vec::new();
+        for (n, w) in writes.into_iter().enumerate() {
+            match w.await.unwrap() {
+                Ok(v) => ok.push(v),
+                Err(_) => assert_eq!(n % 4, 0, "job {n} failed"),
+            }
+        }
+        assert_eq!(ok.len(), 30);
+        let stored: Vec<i64> = db
+            .read(|c| {
+                let mut s = c
+                    .prepare("SELECT n FROM t ORDER BY n")
+                    .map_err(DbError::from)?;
+                let rows = s
+                    .query_map([], |r| r.get(0))
+                    .map_err(DbError::from)?
+                    .collect::<Result<Vec<i64>, _>>()
+                    .map_err(DbError::from)?;
+                Ok::<_, DbError>(rows)
+            })
+            .await
+            .unwrap();
+        let expected: Vec<i64> = (0..40).filter(|n| n % 4 != 0).collect();
+        assert_eq!(stored, expected);
+        // The 40 queued writes were grouped: far fewer transactions than writes.
+        let batches = db.writer_stats().batches.load(Ordering::Relaxed) - batches_before;
+        assert!(batches <= 4, "{batches} transactions for 40 queued writes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_fails_alone_and_the_writer_lives_on() {
+        let (_dir, db) = open_db();
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (n INTEGER)")
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+        let boom = db
+            .write(|c| -> Result<(), DbError> {
+                c.execute("INSERT INTO t VALUES (1)", [])
+                    .map_err(DbError::from)?;
+                panic!("job panics");
+            })
+            .await;
+        assert!(matches!(boom, Err(DbError::Unavailable)));
+        db.write(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+        let n: Vec<i64> = db
+            .read(|c| {
+                let mut s = c.prepare("SELECT n FROM t").map_err(DbError::from)?;
+                let v = s
+                    .query_map([], |r| r.get(0))
+                    .map_err(DbError::from)?
+                    .collect::<Result<Vec<i64>, _>>()
+                    .map_err(DbError::from)?;
+                Ok::<_, DbError>(v)
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, vec![2]);
+        // A panicking read does not take its reader thread down either.
+        let r: Result<(), DbError> = db.read(|_| panic!("read panics")).await;
+        assert!(matches!(r, Err(DbError::Unavailable)));
+        for _ in 0..4 {
+            db.read(|c| {
+                c.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        }
     }
 }

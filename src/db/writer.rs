@@ -5,6 +5,7 @@
 //! itself.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -48,8 +49,20 @@ impl CommitFailed {
     }
 }
 
+/// Counters of the writer's work (for metrics and tests).
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Transactions committed (or attempted) for batched jobs.
+    pub batches: std::sync::atomic::AtomicU64,
+    /// Batched jobs run.
+    pub jobs: std::sync::atomic::AtomicU64,
+}
+
 /// Start the writer thread; it stops when every sender is dropped.
-pub(crate) fn spawn(mut conn: Connection) -> std::io::Result<mpsc::Sender<Job>> {
+pub(crate) fn spawn(
+    mut conn: Connection,
+    stats: std::sync::Arc<WriterStats>,
+) -> std::io::Result<mpsc::Sender<Job>> {
     let (tx, mut rx) = mpsc::channel::<Job>(4096);
     std::thread::Builder::new()
         .name("onebox-writer".into())
@@ -71,6 +84,8 @@ pub(crate) fn spawn(mut conn: Connection) -> std::io::Result<mpsc::Sender<Job>> 
                                 Err(_) => break,
                             }
                         }
+                        stats.batches.fetch_add(1, Ordering::Relaxed);
+                        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
                         run_batch(&conn, &mut batch);
                     }
                 }
