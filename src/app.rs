@@ -19,6 +19,8 @@ pub struct App {
     pub settings: Settings,
     pub db: Db,
     pub collections: Collections,
+    /// Recently seen bearer tokens (see `services::token_cache`).
+    pub token_cache: crate::services::token_cache::TokenCache,
     /// Distinguishes this process's ETags from an earlier one's (counters restart at start).
     pub boot: String,
 }
@@ -55,6 +57,7 @@ impl App {
             .await
             .map_err(StartError::Collections)?;
         Ok(App {
+            token_cache: crate::services::token_cache::TokenCache::new(settings.token_cache_ttl),
             settings,
             db,
             collections,

@@ -127,6 +127,8 @@ pub struct Settings {
     pub tls: Option<TlsConfig>,
     pub password: PasswordParams,
     pub throttle: ThrottleSettings,
+    /// How long a bearer token lookup is reused (0 = never cached).
+    pub token_cache_ttl: Duration,
     /// The config file that was read, if any (for `config check`).
     pub source: Option<PathBuf>,
     /// The configuration these settings were built from (for `config check`).
@@ -227,6 +229,7 @@ impl Settings {
             tls: raw.tls,
             password: PasswordParams::default(),
             throttle: ThrottleSettings::default(),
+            token_cache_ttl: Duration::from_secs(2),
             source: None,
         })
     }

@@ -111,11 +111,21 @@ pub fn describe(e: &AppError) -> String {
 
 /// Resolve a bearer secret. Unknown, revoked or expired tokens and disabled users are 401.
 pub async fn authenticate(app: &App, secret: &str) -> Result<Caller, AppError> {
-    let secret = secret.to_string();
-    let found = app
-        .db
-        .read(move |conn| Ok::<_, AppError>(tokens::find_by_secret(conn, &secret, Utc::now())?))
-        .await?;
+    let now = crate::time::now();
+    let found = match app.token_cache.get(secret, &now) {
+        Some(hit) => Some(hit),
+        None => {
+            let s = secret.to_string();
+            let found = app
+                .db
+                .read(move |conn| Ok::<_, AppError>(tokens::find_by_secret(conn, &s, Utc::now())?))
+                .await?;
+            if let Some((token, user)) = &found {
+                app.token_cache.put(secret, token.clone(), user.clone());
+            }
+            found
+        }
+    };
     let Some((token, user)) = found else {
         return Err(AppError::Unauthorized(
             "the token is invalid, expired or revoked".into(),
@@ -128,6 +138,7 @@ pub async fn authenticate(app: &App, secret: &str) -> Result<Caller, AppError> {
         .and_then(crate::time::parse)
         .is_none_or(|t| Utc::now() - t > chrono::TimeDelta::seconds(60));
     if stale {
+        app.token_cache.touched(&token.id, &now);
         let db = app.db.clone();
         let id = token.id.clone();
         tokio::spawn(async move {
@@ -260,6 +271,7 @@ pub async fn logout(app: &App, caller: &Caller) -> Result<(), AppError> {
     app.db
         .write(move |conn| Ok::<_, AppError>(tokens::delete_any(conn, &token.id)?))
         .await?;
+    app.token_cache.clear();
     audit(app, caller, "auth.logout", json!({})).await;
     Ok(())
 }
@@ -343,6 +355,7 @@ pub async fn update_user(
         .db
         .write(move |conn| Ok::<_, AppError>(users::update(conn, &id2, &update)?))
         .await?;
+    app.token_cache.clear();
     audit(
         app,
         caller,
@@ -375,6 +388,7 @@ pub async fn delete_user(app: &App, caller: &Caller, id: &str) -> Result<(), App
             })
         })
         .await?;
+    app.token_cache.clear();
     for v in versions {
         v.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
@@ -485,6 +499,7 @@ pub async fn delete_token(app: &App, caller: &Caller, id: &str) -> Result<(), Ap
             Ok::<_, AppError>(deleted)
         })
         .await?;
+    app.token_cache.clear();
     if !deleted {
         return Err(AppError::NotFound);
     }

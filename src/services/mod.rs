@@ -4,3 +4,4 @@
 pub mod collections;
 pub mod identity;
 pub mod records;
+pub mod token_cache;
