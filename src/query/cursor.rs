@@ -150,15 +150,54 @@ pub fn keyset_sql(
     cursor: &Cursor,
     params: &mut Vec<SqlValue>,
 ) -> Result<String, QueryError> {
+    keyset_condition(collection, sort, cursor, params, false)
+}
+
+/// Whether `field` may hold NULL. System fields never do, and required fields hold a value in
+/// every row (a NOT NULL column), so their terms need no NULL branch.
+fn nullable(collection: &Collection, field: &str) -> bool {
+    !crate::schema::SYSTEM_FIELDS.contains(&field)
+        && !collection.field(field).is_some_and(|f| f.required)
+}
+
+/// The rows after `cursor` as one or two conditions, each a range an index can serve, to be
+/// read in order (the second only when the first runs out). Two when the first key is a
+/// nullable one sorted descending from a non-NULL value: its NULL rows come last, and "less
+/// than v or NULL" is no single index range, so a deep page would step over every row before
+/// it. Each condition comes with its own parameters.
+pub fn keyset_segments(
+    collection: &Collection,
+    sort: &Sort,
+    cursor: &Cursor,
+) -> Result<Vec<(String, Vec<SqlValue>)>, QueryError> {
+    let first = sort.keys().first().zip(cursor.values.first());
+    let split = first.is_some_and(|(key, v)| {
+        key.descending() && *v != SqlValue::Null && nullable(collection, key.field())
+    });
+    let mut params = Vec::new();
+    let main = keyset_condition(collection, sort, cursor, &mut params, split)?;
+    let mut out = vec![(main, params)];
+    if let (true, Some((key, _))) = (split, first) {
+        let col = column_sql(collection, key.field());
+        out.push((format!("({col} IS NULL)"), Vec::new()));
+    }
+    Ok(out)
+}
+
+/// The keyset condition; with `first_not_null`, rows whose first key is NULL are left out
+/// (the caller reads them separately).
+fn keyset_condition(
+    collection: &Collection,
+    sort: &Sort,
+    cursor: &Cursor,
+    params: &mut Vec<SqlValue>,
+    first_not_null: bool,
+) -> Result<String, QueryError> {
     if cursor.fingerprint != sort.fingerprint() || cursor.values.len() != sort.keys().len() {
         return Err(invalid());
     }
-    // System fields are never NULL, and required fields hold a value in every row (writes and
-    // alterations enforce it), so their terms need no NULL branch.
-    let nullable = |field: &str| {
-        !crate::schema::SYSTEM_FIELDS.contains(&field)
-            && !collection.field(field).is_some_and(|f| f.required)
-    };
+    let nullable =
+        |i: usize, field: &str| !(first_not_null && i == 0) && nullable(collection, field);
     // Parameters of the branches; the bound's parameter comes first in the SQL text.
     let mut branch_params = Vec::new();
     let mut branches = Vec::new();
@@ -181,7 +220,7 @@ pub fn keyset_sql(
             // Ascending from NULL: every non-NULL value comes after.
             (false, SqlValue::Null) => format!("{col} IS NOT NULL"),
             (false, v) => bind(format!("{col} > ?"), v, params),
-            (true, v) if nullable(key.field()) => {
+            (true, v) if nullable(i, key.field()) => {
                 bind(format!("({col} < ? OR {col} IS NULL)"), v, params)
             }
             (true, v) => bind(format!("{col} < ?"), v, params),
@@ -198,7 +237,7 @@ pub fn keyset_sql(
     let bound = match first {
         Some((key, v)) if *v != SqlValue::Null => {
             let col = column_sql(collection, key.field());
-            match (key.descending(), nullable(key.field())) {
+            match (key.descending(), nullable(0, key.field())) {
                 (false, _) => Some(bind(format!("{col} >= ?"), v, params)),
                 (true, false) => Some(bind(format!("{col} <= ?"), v, params)),
                 // NULLs follow in descending order, so no single range covers the rest.

@@ -8,7 +8,7 @@
 use rusqlite::types::Value as SqlValue;
 
 use super::column::{ColumnType, column_sql, table_sql};
-use super::cursor::{Cursor, keyset_sql};
+use super::cursor::{Cursor, keyset_segments};
 use super::sort::{Sort, order_by_sql};
 use super::{Expr, QueryError, Vars, check_input_size, compile};
 use crate::schema::{Collection, SYSTEM_FIELDS};
@@ -115,21 +115,56 @@ pub fn list_sql(
     }
 
     let mut params = Vec::new();
-    let mut sql = String::from("SELECT ");
-    sql.push_str(&select.join(", "));
-    sql.push_str(" FROM ");
-    sql.push_str(&table_sql(collection));
-    let mut clauses = conditions(collection, spec.filter, spec.rule, vars, &mut params)?;
-    if let Some(cursor) = spec.after {
-        clauses.push(keyset_sql(collection, spec.sort, cursor, &mut params)?);
-    }
-    push_where(&mut sql, &clauses);
-    sql.push_str(" ORDER BY ");
-    sql.push_str(&order_by_sql(collection, spec.sort));
+    let segments = match spec.after {
+        Some(cursor) => keyset_segments(collection, spec.sort, cursor)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => vec![None],
+    };
     // The limit is written into the SQL, not bound: SQLite plans with a bound LIMIT's value and
     // so re-prepares such a statement on every run (measured: ~15% of a list request). It is a
     // number onebox computed, never request text. OFFSET stays bound (no re-prepare).
-    sql.push_str(&format!(" LIMIT {}", u64::from(spec.limit) + 1));
+    let limit = format!(" LIMIT {}", u64::from(spec.limit) + 1);
+    let mut arms = Vec::with_capacity(segments.len());
+    for segment in segments {
+        let mut sql = String::from("SELECT ");
+        sql.push_str(&select.join(", "));
+        sql.push_str(" FROM ");
+        sql.push_str(&table_sql(collection));
+        let mut clauses = conditions(collection, spec.filter, spec.rule, vars, &mut params)?;
+        if let Some((keyset, keyset_params)) = segment {
+            clauses.push(keyset);
+            params.extend(keyset_params);
+        }
+        push_where(&mut sql, &clauses);
+        sql.push_str(" ORDER BY ");
+        sql.push_str(&order_by_sql(collection, spec.sort));
+        sql.push_str(&limit);
+        arms.push(sql);
+    }
+    let mut sql = match <[String; 1]>::try_from(arms) {
+        Ok([one]) => one,
+        // Each arm walks its own index range; the outer sort orders at most 2 × (limit + 1)
+        // rows, by the output columns (every sort column is selected).
+        Err(arms) => format!(
+            "SELECT * FROM ({}) ORDER BY {}{limit}",
+            arms.iter()
+                .map(|a| format!("SELECT * FROM ({a})"))
+                .collect::<Vec<_>>()
+                .join(" UNION ALL "),
+            spec.sort
+                .keys()
+                .iter()
+                .map(|k| format!(
+                    "{} {}",
+                    crate::schema::quote_ident(k.field()),
+                    if k.descending() { "DESC" } else { "ASC" }
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     if let Some(offset) = spec.offset {
         let offset = i64::try_from(offset).map_err(|_| QueryError::new(0, "offset too large"))?;
         sql.push_str(" OFFSET ?");
@@ -223,13 +258,26 @@ mod tests {
             columns: &columns,
         };
         let (sql, params) = list_sql(&c, &spec, &vars(Some("u1"))).unwrap();
+        // `year` is optional and sorted descending: the rows after 2021 are read as two index
+        // ranges, values below the cursor and then the NULLs.
+        let arm = |keyset: &str| {
+            format!(
+                concat!(
+                    r#"SELECT * FROM (SELECT "posts"."id" AS "id", "posts"."title" AS "title", "posts"."year" AS "year" "#,
+                    r#"FROM "posts" WHERE ("posts"."year" >= ?) AND ("posts"."owner" = ?) AND {} "#,
+                    r#"ORDER BY "posts"."year" DESC, "posts"."id" DESC LIMIT 11)"#
+                ),
+                keyset
+            )
+        };
         assert_eq!(
             sql,
-            concat!(
-                r#"SELECT "posts"."id" AS "id", "posts"."title" AS "title", "posts"."year" AS "year" "#,
-                r#"FROM "posts" WHERE ("posts"."year" >= ?) AND ("posts"."owner" = ?) AND "#,
-                r#"((("posts"."year" < ? OR "posts"."year" IS NULL)) OR ("posts"."year" = ? AND "posts"."id" < ?)) "#,
-                r#"ORDER BY "posts"."year" DESC, "posts"."id" DESC LIMIT 11 OFFSET ?"#
+            format!(
+                r#"SELECT * FROM ({} UNION ALL {}) ORDER BY "year" DESC, "id" DESC LIMIT 11 OFFSET ?"#,
+                arm(
+                    r#"("posts"."year" <= ? AND (("posts"."year" < ?) OR ("posts"."year" = ? AND "posts"."id" < ?)))"#
+                ),
+                arm(r#"("posts"."year" IS NULL)"#),
             )
         );
         assert_eq!(
@@ -239,7 +287,10 @@ mod tests {
                 SqlValue::Text("u1".into()),
                 SqlValue::Integer(2021),
                 SqlValue::Integer(2021),
+                SqlValue::Integer(2021),
                 SqlValue::Text("01X".into()),
+                SqlValue::Integer(2020),
+                SqlValue::Text("u1".into()),
                 SqlValue::Integer(5),
             ]
         );

@@ -613,3 +613,49 @@ fn list_statements_are_not_re_prepared_between_runs() {
         );
     }
 }
+
+/// Deep cursor pages must start at the cursor in the index, not step over earlier rows: every
+/// arm of a keyset query is an index range (descending on an optional field included).
+#[test]
+fn keyset_pages_are_index_ranges() {
+    let (_dir, conn) = posts_db();
+    conn.execute_batch(r#"CREATE INDEX "ix_year" ON "posts" ("year", "id"); CREATE INDEX "ix_created" ON "posts" ("created", "id");"#)
+        .unwrap();
+    let c = posts();
+    for spec_text in ["-year", "year", "-created", "created"] {
+        let sort = crate::query::parse_sort(spec_text, &c).unwrap();
+        let value = if spec_text.ends_with("year") {
+            SqlValue::Integer(2000)
+        } else {
+            text("2024-01-01T00:00:00.000Z")
+        };
+        let cursor = crate::query::cursor_from_values(
+            &sort,
+            vec![value, text("01HZZZZZZZZZZZZZZZZZZZZZZZ")],
+        )
+        .unwrap();
+        let spec = crate::query::ListSpec {
+            filter: None,
+            rule: None,
+            sort: &sort,
+            after: Some(&cursor),
+            limit: 20,
+            offset: None,
+            columns: &[],
+        };
+        let (sql, params) = crate::query::list_sql(&c, &spec, &vars(None)).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let scans: Vec<&String> = plan
+            .iter()
+            .filter(|l| l.contains("posts") && !l.contains("SEARCH"))
+            .collect();
+        assert!(scans.is_empty(), "{spec_text}: full scans in {plan:#?}");
+    }
+}

@@ -277,3 +277,38 @@ async fn tokens_are_never_read_from_the_query_string() {
         .await;
     assert_eq!(bad_scheme.status().code, 401);
 }
+
+#[rocket::async_test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = TestApp::spawn_with(|s| s.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]).await;
+    let fail = |peer: &'static str| {
+        let client = &app.client;
+        async move {
+            client
+                .post("/api/auth/login")
+                .remote(peer.parse().unwrap())
+                .header(Header::new("X-Forwarded-For", "198.51.100.9, 203.0.113.5"))
+                .header(ContentType::JSON)
+                .body(json!({ "email": "x@example.com", "password": "wrong-password" }).to_string())
+                .dispatch()
+                .await
+                .status()
+                .code
+        }
+    };
+    // From the trusted proxy: the nearest untrusted forwarded address is the client.
+    assert_eq!(fail("127.0.0.1:1000").await, 401);
+    // From anyone else: the header is ignored, the peer is the client.
+    assert_eq!(fail("192.0.2.50:1000").await, 401);
+    let ips: Vec<String> = {
+        let db = app.sqlite();
+        let mut s = db
+            .prepare("SELECT ip FROM _audit WHERE action = 'auth.login_failed' ORDER BY id")
+            .unwrap();
+        s.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert_eq!(ips, vec!["203.0.113.5", "192.0.2.50"]);
+}
