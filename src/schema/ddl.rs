@@ -171,11 +171,15 @@ pub fn index_defs(c: &Collection) -> Vec<IndexDef> {
         }
     }
     for ix in &c.indexes {
+        let mut columns = ix.fields.clone();
+        if !ix.unique && !columns.iter().any(|f| f == "id") {
+            columns.push("id".to_owned());
+        }
         out.push(IndexDef::new(
             c,
             format!("ix.{coll}.{}", ix.name),
             ix.unique,
-            ix.fields.clone(),
+            columns,
             None,
             Some(ix.name.clone()),
         ));
