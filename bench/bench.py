@@ -910,7 +910,7 @@ def targets(results: list[dict]) -> list[dict]:
           f"{res['cold_start_ms']:.1f} ms", "" if n >= 1_000_000 else "measured below 1M rows")
 
     if len(results) >= 2:
-        lo, hi = results[0], results[-1]
+        lo, hi = min(results, key=lambda r: r["rows"]), max(results, key=lambda r: r["rows"])
         a, z = lo["scenarios"]["d_cursor"]["rps"], hi["scenarios"]["d_cursor"]["rps"]
         t(f"{lo['rows']:,}→{hi['rows']:,}", "(d) cursor flat across sizes (within 20%)", z >= 0.8 * a,
           f"{z / a:.2f} ×", "" if lo["depth"] == hi["depth"] else "depths differ")
@@ -980,12 +980,32 @@ def check_tools() -> None:
         raise BenchError(f"missing {' and '.join(missing)}: install with `apt-get install -y {' '.join(missing)}`")
 
 
+def finish(doc: dict, started: dt.datetime, complete: bool) -> None:
+    """Print the report and write the JSON for the row counts done so far."""
+    doc["complete"] = complete
+    doc["targets"] = targets(doc["results"])
+    text = report(doc)
+    if not complete:
+        text = (f"**PARTIAL: the run stopped after {len(doc['results'])} of "
+                f"{len(doc['settings']['rows'])} row counts.**\n\n") + text
+    print(text, flush=True)
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / (started.strftime("%Y%m%dT%H%M%SZ") + ".json")
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+    log(f"results written to {path.relative_to(ROOT)}")
+
+
 def main() -> int:
     opts = parse_args()
-    def on_term(*_):
+
+    def on_signal(signum, _frame):
+        log(f"got {signal.Signals(signum).name}: stopping everything this run started")
         raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)  # tear down like Ctrl-C
+    signal.signal(signal.SIGTERM, on_signal)  # tear down like Ctrl-C
+    signal.signal(signal.SIGHUP, on_signal)
     started = dt.datetime.now(dt.timezone.utc)
+    doc: dict | None = None
+    rc = 0
     try:
         check_tools()
         if not opts.no_build:
@@ -1021,22 +1041,19 @@ def main() -> int:
         tag = started.strftime("%H%M%S")
         for rows in opts.rows:
             doc["results"].append(bench_rows(rows, opts, ds_exe, tag))
-        doc["targets"] = targets(doc["results"])
-        text = report(doc)
-        print(text, flush=True)
-        RESULTS.mkdir(exist_ok=True)
-        path = RESULTS / (started.strftime("%Y%m%dT%H%M%SZ") + ".json")
-        path.write_text(json.dumps(doc, indent=1) + "\n")
-        log(f"results written to {path.relative_to(ROOT)}")
-        return 0
     except BenchError as e:
         print(f"bench: error: {e}", file=sys.stderr)
-        return 1
+        rc = 1
     except KeyboardInterrupt:
         print("bench: interrupted", file=sys.stderr)
-        return 130
+        rc = 130
     finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # let the bounded teardown finish
         cleanup()
+    if doc and doc["results"]:  # a failed or interrupted run still reports the sizes it finished
+        finish(doc, started, complete=rc == 0)
+    return rc
 
 
 if __name__ == "__main__":
