@@ -66,6 +66,18 @@ impl Db {
         };
         let stats = Arc::new(WriterStats::default());
         let jobs = writer::spawn(conn, stats.clone()).map_err(io)?;
+        // Planner statistics, as SQLite advises for long-lived connections: analyse tables
+        // that have none or whose size changed a lot. Queued as the writer's first job so start-up
+        // does not wait for it (a full ANALYZE of a 1M-row table takes ~1 s; later runs are no-ops
+        // unless the data changed a lot). Plans without statistics can be badly off, e.g. an
+        // equality index plus a sort of a third of the table instead of an ordered index walk.
+        let _ = jobs.try_send(Job::Exclusive(Box::new(|conn: &mut Connection| {
+            let started = std::time::Instant::now();
+            match conn.execute_batch("PRAGMA optimize = 0x10002") {
+                Ok(()) => tracing::debug!(ms = started.elapsed().as_millis() as u64, "optimize"),
+                Err(e) => tracing::warn!(error = %e, "PRAGMA optimize failed"),
+            }
+        })));
         let (reads, queue) = crossbeam_channel::unbounded::<ReadJob>();
         for n in 0..readers {
             let (pool, queue) = (pool.clone(), queue.clone());

@@ -138,11 +138,6 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     migrations()
         .to_latest(&mut conn)
         .map_err(|e| OpenError::Migration(e.to_string()))?;
-    // Planner statistics, as SQLite advises for long-lived connections: analyse the tables
-    // whose size changed a lot since the last time, sampling at most ~400 rows per index so
-    // this stays a few milliseconds even on large tables.
-    conn.execute_batch("PRAGMA analysis_limit = 400; PRAGMA optimize = 0x10002;")
-        .map_err(sqlite)?;
     Ok(conn)
 }
 
