@@ -32,6 +32,8 @@ pub struct Db {
 
 struct Inner {
     path: PathBuf,
+    /// Dropped with the last `Db`, which stops the checkpointer thread.
+    _checkpoints: crossbeam_channel::Sender<()>,
     stats: Arc<WriterStats>,
     reads: crossbeam_channel::Sender<ReadJob>,
     jobs: mpsc::Sender<Job>,
@@ -86,8 +88,19 @@ impl Db {
                 .spawn(move || reader_loop(&pool, &queue))
                 .map_err(io)?;
         }
+        let (stop_checkpoints, stopped) = crossbeam_channel::bounded::<()>(0);
+        let checkpoint_conn =
+            open::open_checkpointer(path).map_err(|source| OpenError::Sqlite {
+                path: shown.clone(),
+                source,
+            })?;
+        std::thread::Builder::new()
+            .name("onebox-checkpoint".into())
+            .spawn(move || checkpointer(&checkpoint_conn, &stopped))
+            .map_err(io)?;
         Ok(Db {
             inner: Arc::new(Inner {
+                _checkpoints: stop_checkpoints,
                 path: path.to_path_buf(),
                 stats,
                 reads,
@@ -184,6 +197,22 @@ impl Db {
             Ok(result) => result,
             // The job panicked or could not start; it was rolled back.
             Err(_) => Err(DbError::Unavailable.into()),
+        }
+    }
+}
+
+/// Copy the WAL into the database file every second, off the writer's path (a commit that
+/// triggers an automatic checkpoint waits for it: that was the tail of write latency). PASSIVE
+/// never blocks readers or the writer; the WAL restarts from the beginning once a checkpoint
+/// has caught up, so it stays small.
+fn checkpointer(conn: &Connection, stop: &crossbeam_channel::Receiver<()>) {
+    let interval = std::time::Duration::from_secs(1);
+    while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "checkpoint failed");
         }
     }
 }
@@ -302,6 +331,32 @@ mod tests {
         // The 40 queued writes were grouped: far fewer transactions than writes.
         let batches = db.writer_stats().batches.load(Ordering::Relaxed) - batches_before;
         assert!(batches <= 4, "{batches} transactions for 40 queued writes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_checkpointer_copies_the_wal_into_the_database_file() {
+        let (dir, db) = open_db();
+        db.write(|c| {
+            c.execute_batch(
+                "CREATE TABLE t (x TEXT);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+                 INSERT INTO t SELECT hex(randomblob(200)) FROM n;",
+            )
+            .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+        let file = dir.path().join("t.db");
+        let before = std::fs::metadata(&file).unwrap().len();
+        // No automatic checkpoint at this size: only the checkpointer thread moves the pages.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while std::fs::metadata(&file).unwrap().len() < 500_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no checkpoint after 5 s (file {before} bytes)"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

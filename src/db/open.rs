@@ -128,9 +128,13 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(sqlite)?;
-    // Let the WAL grow to ~4000 pages (16 MiB) before the automatic checkpoint; the default
-    // 1000 checkpoints too often under steady writes.
-    conn.pragma_update(None, "wal_autocheckpoint", 4000)
+    // Checkpoints normally run on the checkpointer thread (see `db::checkpointer`), so commits
+    // never wait for one; this automatic one at ~64 MiB of WAL is only a safety net.
+    conn.pragma_update(None, "wal_autocheckpoint", 16_000)
+        .map_err(sqlite)?;
+    // After a checkpoint resets the WAL, truncate the file back to 64 MiB at most, so a burst
+    // of writes does not leave a huge WAL file behind.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(sqlite)?;
     // The writer keeps more of the hot b-tree pages than a reader: 16 MiB.
     conn.pragma_update(None, "cache_size", -16_000)
@@ -138,6 +142,18 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     migrations()
         .to_latest(&mut conn)
         .map_err(|e| OpenError::Migration(e.to_string()))?;
+    Ok(conn)
+}
+
+/// A second read-write connection for the checkpointer thread.
+pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    apply_common_pragmas(&conn)?;
+    // This connection never writes pages itself; it must not checkpoint on close either while
+    // the writer is busy, which the busy timeout already bounds.
     Ok(conn)
 }
 

@@ -107,7 +107,9 @@ pub(crate) fn spawn(
 
 fn run_batch(conn: &Connection, batch: &mut Vec<BatchedJob>) {
     let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    // Cached statements: these run for every batch or job, and parsing them each time showed.
+    let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+    if let Err(e) = run("BEGIN IMMEDIATE") {
         let failed = CommitFailed::from_sqlite(&e);
         tracing::error!(error = %e, "cannot begin a write transaction");
         // The jobs never ran; dropping them drops their reply channels after telling them.
@@ -118,7 +120,7 @@ fn run_batch(conn: &Connection, batch: &mut Vec<BatchedJob>) {
         return;
     }
     for job in batch.drain(..) {
-        if conn.execute_batch("SAVEPOINT job").is_err() {
+        if run("SAVEPOINT job").is_err() {
             // Cannot isolate this job; treat it as failed without running it.
             finishers.push(job_failed_to_start(job).finish);
             continue;
@@ -126,20 +128,20 @@ fn run_batch(conn: &Connection, batch: &mut Vec<BatchedJob>) {
         let ran = catch_unwind(AssertUnwindSafe(|| job(conn)));
         match ran {
             Ok(Ran { ok: true, finish }) => {
-                let _ = conn.execute_batch("RELEASE job");
+                let _ = run("RELEASE job");
                 finishers.push(finish);
             }
             Ok(Ran { ok: false, finish }) => {
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = run("ROLLBACK TO job").and_then(|_| run("RELEASE job"));
                 finishers.push(finish);
             }
             Err(_) => {
                 tracing::error!("a write job panicked; it was rolled back");
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = run("ROLLBACK TO job").and_then(|_| run("RELEASE job"));
             }
         }
     }
-    let outcome = conn.execute_batch("COMMIT").map_err(|e| {
+    let outcome = run("COMMIT").map(|_| ()).map_err(|e| {
         tracing::error!(error = %e, "commit failed");
         let failed = CommitFailed::from_sqlite(&e);
         let _ = conn.execute_batch("ROLLBACK");

@@ -116,6 +116,11 @@ struct RuleSql {
 }
 
 impl RuleSql {
+    /// Whether this rule can refuse a row (an unrestricted rule is just `1`).
+    fn restricts(&self) -> bool {
+        self.sql != "1"
+    }
+
     fn none() -> Self {
         RuleSql {
             sql: "1".into(),
@@ -179,6 +184,32 @@ fn check_writable(
         }
         _ => Ok(()),
     }
+}
+
+/// Run an INSERT or UPDATE whose SQL ends in `RETURNING <all columns>` and give the written
+/// row as JSON (one statement: no read-back query).
+fn write_returning(
+    conn: &Connection,
+    c: &Collection,
+    sql: &str,
+    params: Vec<SqlValue>,
+) -> Result<Option<Vec<u8>>, AppError> {
+    let columns = query::all_columns(c);
+    let reader = schema::RowReader::new(c, &columns);
+    let mut stmt = conn.prepare_cached(sql).map_err(DbError::from)?;
+    let row = stmt
+        .query_row(params_from_iter(params), |row| {
+            let mut out = Vec::with_capacity(256);
+            reader.write_json(row, &mut out).map(|()| out)
+        })
+        .optional()
+        .map_err(DbError::from)?;
+    Ok(row)
+}
+
+/// `RETURNING` with every column, for `write_returning`.
+fn returning_all(c: &Collection) -> String {
+    format!(" RETURNING {}", select_list(&query::all_columns(c)))
 }
 
 /// Whether the record `id` satisfies `rule` (after a write: rules hold for what was written).
@@ -416,20 +447,18 @@ pub async fn create(
                 params.push(val);
             }
             let sql = format!(
-                "INSERT INTO {} ({}) VALUES ({})",
+                "INSERT INTO {} ({}) VALUES ({}){}",
                 quote_ident(&c.name),
                 select_list(&columns),
-                vec!["?"; columns.len()].join(", ")
+                vec!["?"; columns.len()].join(", "),
+                returning_all(&c)
             );
-            conn.prepare_cached(&sql)
-                .and_then(|mut s| s.execute(params_from_iter(params)))
-                .map_err(DbError::from)?;
-            if !satisfies(conn, &c, &id, &rule)? {
+            let json = write_returning(conn, &c, &sql, params)?
+                .ok_or_else(|| AppError::Internal("an insert returned no row".into()))?;
+            if rule.restricts() && !satisfies(conn, &c, &id, &rule)? {
                 return Err(forbidden());
             }
             bump(&v2);
-            let json = fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
-                .ok_or_else(|| AppError::Internal("inserted record vanished".into()))?;
             Ok(Written { id, json })
         })
         .await?;
@@ -468,19 +497,16 @@ pub async fn update(
             }
             params.push(SqlValue::Text(id.clone()));
             let sql = format!(
-                "UPDATE {} SET {} WHERE id = ?",
+                "UPDATE {} SET {} WHERE id = ?{}",
                 quote_ident(&c.name),
-                sets.join(", ")
+                sets.join(", "),
+                returning_all(&c)
             );
-            conn.prepare_cached(&sql)
-                .and_then(|mut s| s.execute(params_from_iter(params)))
-                .map_err(DbError::from)?;
-            if !satisfies(conn, &c, &id, &rule)? {
+            let json = write_returning(conn, &c, &sql, params)?.ok_or(AppError::NotFound)?;
+            if rule.restricts() && !satisfies(conn, &c, &id, &rule)? {
                 return Err(forbidden());
             }
             bump(&v2);
-            let json = fetch(conn, &c, &id, &RuleSql::none(), &query::all_columns(&c))?
-                .ok_or(AppError::NotFound)?;
             Ok(Written { id, json })
         })
         .await?;
