@@ -201,12 +201,12 @@ impl Db {
     }
 }
 
-/// Copy the WAL into the database file every second, off the writer's path (a commit that
+/// Copy the WAL into the database file five times a second, off the writer's path (a commit that
 /// triggers an automatic checkpoint waits for it: that was the tail of write latency). PASSIVE
 /// never blocks readers or the writer; the WAL restarts from the beginning once a checkpoint
 /// has caught up, so it stays small.
 fn checkpointer(conn: &Connection, stop: &crossbeam_channel::Receiver<()>) {
-    let interval = std::time::Duration::from_secs(1);
+    let interval = std::time::Duration::from_millis(200);
     while let Err(crossbeam_channel::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
         let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))

@@ -72,13 +72,15 @@ pub fn parse_fields(input: &str, collection: &Collection) -> Result<Vec<String>,
 }
 
 /// Build the page query: `SELECT <columns> FROM <table> [WHERE (filter) AND (rule) AND
-/// (keyset)] ORDER BY <sort> LIMIT <limit + 1> [OFFSET ?]`.
+/// (keyset)] ORDER BY <sort> LIMIT <limit + 1> [OFFSET ?]` — one statement, or two for a cursor
+/// whose rows lie in two index ranges (see `keyset_segments`). Run them in order and stop once
+/// `limit + 1` rows are read; together they give the rows in sort order.
 /// Result columns are named after the fields, so rows can be read by name.
 pub fn list_sql(
     collection: &Collection,
     spec: &ListSpec<'_>,
     vars: &Vars,
-) -> Result<(String, Vec<SqlValue>), QueryError> {
+) -> Result<Vec<(String, Vec<SqlValue>)>, QueryError> {
     for key in spec.sort.keys() {
         if ColumnType::of(collection, key.field()) != Some(key.column) {
             return Err(QueryError::new(
@@ -114,7 +116,6 @@ pub fn list_sql(
         ));
     }
 
-    let mut params = Vec::new();
     let segments = match spec.after {
         Some(cursor) => keyset_segments(collection, spec.sort, cursor)?
             .into_iter()
@@ -126,8 +127,9 @@ pub fn list_sql(
     // so re-prepares such a statement on every run (measured: ~15% of a list request). It is a
     // number onebox computed, never request text. OFFSET stays bound (no re-prepare).
     let limit = format!(" LIMIT {}", u64::from(spec.limit) + 1);
-    let mut arms = Vec::with_capacity(segments.len());
+    let mut statements = Vec::with_capacity(segments.len());
     for segment in segments {
+        let mut params = Vec::new();
         let mut sql = String::from("SELECT ");
         sql.push_str(&select.join(", "));
         sql.push_str(" FROM ");
@@ -141,36 +143,14 @@ pub fn list_sql(
         sql.push_str(" ORDER BY ");
         sql.push_str(&order_by_sql(collection, spec.sort));
         sql.push_str(&limit);
-        arms.push(sql);
+        statements.push((sql, params));
     }
-    let mut sql = match <[String; 1]>::try_from(arms) {
-        Ok([one]) => one,
-        // Each arm walks its own index range; the outer sort orders at most 2 × (limit + 1)
-        // rows, by the output columns (every sort column is selected).
-        Err(arms) => format!(
-            "SELECT * FROM ({}) ORDER BY {}{limit}",
-            arms.iter()
-                .map(|a| format!("SELECT * FROM ({a})"))
-                .collect::<Vec<_>>()
-                .join(" UNION ALL "),
-            spec.sort
-                .keys()
-                .iter()
-                .map(|k| format!(
-                    "{} {}",
-                    crate::schema::quote_ident(k.field()),
-                    if k.descending() { "DESC" } else { "ASC" }
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    };
-    if let Some(offset) = spec.offset {
+    if let (Some(offset), [(sql, params)]) = (spec.offset, statements.as_mut_slice()) {
         let offset = i64::try_from(offset).map_err(|_| QueryError::new(0, "offset too large"))?;
         sql.push_str(" OFFSET ?");
         params.push(SqlValue::Integer(offset));
     }
-    Ok((sql, params))
+    Ok(statements)
 }
 
 /// Build `SELECT COUNT(*) FROM <table> [WHERE (filter) AND (rule)]` for a listing's total.
@@ -254,34 +234,32 @@ mod tests {
             sort: &sort,
             after: Some(&cursor),
             limit: 10,
-            offset: Some(5),
+            offset: None,
             columns: &columns,
         };
-        let (sql, params) = list_sql(&c, &spec, &vars(Some("u1"))).unwrap();
-        // `year` is optional and sorted descending: the rows after 2021 are read as two index
-        // ranges, values below the cursor and then the NULLs.
+        let statements = list_sql(&c, &spec, &vars(Some("u1"))).unwrap();
+        // `year` is optional and sorted descending: the rows after 2021 lie in two index ranges,
+        // the values below the cursor and then the NULLs, read one after the other.
         let arm = |keyset: &str| {
             format!(
                 concat!(
-                    r#"SELECT * FROM (SELECT "posts"."id" AS "id", "posts"."title" AS "title", "posts"."year" AS "year" "#,
+                    r#"SELECT "posts"."id" AS "id", "posts"."title" AS "title", "posts"."year" AS "year" "#,
                     r#"FROM "posts" WHERE ("posts"."year" >= ?) AND ("posts"."owner" = ?) AND {} "#,
-                    r#"ORDER BY "posts"."year" DESC, "posts"."id" DESC LIMIT 11)"#
+                    r#"ORDER BY "posts"."year" DESC, "posts"."id" DESC LIMIT 11"#
                 ),
                 keyset
             )
         };
+        assert_eq!(statements.len(), 2);
         assert_eq!(
-            sql,
-            format!(
-                r#"SELECT * FROM ({} UNION ALL {}) ORDER BY "year" DESC, "id" DESC LIMIT 11 OFFSET ?"#,
-                arm(
-                    r#"("posts"."year" <= ? AND (("posts"."year" < ?) OR ("posts"."year" = ? AND "posts"."id" < ?)))"#
-                ),
-                arm(r#"("posts"."year" IS NULL)"#),
+            statements[0].0,
+            arm(
+                r#"("posts"."year" <= ? AND (("posts"."year" < ?) OR ("posts"."year" = ? AND "posts"."id" < ?)))"#
             )
         );
+        assert_eq!(statements[1].0, arm(r#"("posts"."year" IS NULL)"#));
         assert_eq!(
-            params,
+            statements[0].1,
             vec![
                 SqlValue::Integer(2020),
                 SqlValue::Text("u1".into()),
@@ -289,10 +267,11 @@ mod tests {
                 SqlValue::Integer(2021),
                 SqlValue::Integer(2021),
                 SqlValue::Text("01X".into()),
-                SqlValue::Integer(2020),
-                SqlValue::Text("u1".into()),
-                SqlValue::Integer(5),
             ]
+        );
+        assert_eq!(
+            statements[1].1,
+            vec![SqlValue::Integer(2020), SqlValue::Text("u1".into())]
         );
     }
 
@@ -309,7 +288,7 @@ mod tests {
             offset: None,
             columns: &[],
         };
-        let (sql, params) = list_sql(&c, &spec, &vars(None)).unwrap();
+        let (sql, params) = list_sql(&c, &spec, &vars(None)).unwrap().remove(0);
         assert!(sql.starts_with(r#"SELECT "posts"."id" AS "id", "posts"."created" AS "created""#));
         assert!(sql.ends_with(r#"FROM "posts" ORDER BY "posts"."id" ASC LIMIT 4294967296"#));
         assert!(params.is_empty());

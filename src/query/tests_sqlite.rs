@@ -254,7 +254,7 @@ fn count_and_list_apply_filter_and_rule_together() {
         offset: None,
         columns: &columns,
     };
-    let (sql, params) = list_sql(&c, &spec, &me).unwrap();
+    let (sql, params) = list_sql(&c, &spec, &me).unwrap().remove(0);
     let mut stmt = conn.prepare(&sql).unwrap();
     let rows: Vec<(String, String, i64)> = stmt
         .query_map(rusqlite::params_from_iter(params), |r| {
@@ -335,19 +335,21 @@ fn page(
         offset: None,
         columns: &["id".to_owned(), "title".to_owned()],
     };
-    let (sql, params) = list_sql(&c, &spec, &vars(None)).unwrap();
-    let mut stmt = conn.prepare(&sql).unwrap();
-    let mut rows = stmt.query(rusqlite::params_from_iter(params)).unwrap();
     let mut ids = Vec::new();
     let mut last = None;
     let mut next = None;
-    while let Some(row) = rows.next().unwrap() {
-        if ids.len() == limit as usize {
-            next = last.take();
-            break;
+    // The statements are read in order until one row more than the page is seen.
+    'statements: for (sql, params) in list_sql(&c, &spec, &vars(None)).unwrap() {
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params)).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            if ids.len() == limit as usize {
+                next = last.take();
+                break 'statements;
+            }
+            ids.push(row.get::<_, String>("id").unwrap());
+            last = Some(cursor_after_row(sort, row).unwrap());
         }
-        ids.push(row.get::<_, String>("id").unwrap());
-        last = Some(cursor_after_row(sort, row).unwrap());
     }
     (ids, next.map(|c: Cursor| c.encode()))
 }
@@ -486,7 +488,7 @@ fn offset_pages_follow_the_same_order() {
         offset: Some(10),
         columns: &[],
     };
-    let (sql, params) = list_sql(&c, &spec, &vars(None)).unwrap();
+    let (sql, params) = list_sql(&c, &spec, &vars(None)).unwrap().remove(0);
     let mut stmt = conn.prepare(&sql).unwrap();
     let ids: Vec<String> = stmt
         .query_map(rusqlite::params_from_iter(params), |r| r.get("id"))
@@ -601,7 +603,9 @@ fn list_statements_are_not_re_prepared_between_runs() {
             offset,
             columns: &[],
         };
-        let (sql, params) = crate::query::list_sql(&c, &spec, &vars(None)).unwrap();
+        let (sql, params) = crate::query::list_sql(&c, &spec, &vars(None))
+            .unwrap()
+            .remove(0);
         let mut stmt = conn.prepare_cached(&sql).unwrap();
         let mut rows = stmt.query(rusqlite::params_from_iter(params)).unwrap();
         while rows.next().unwrap().is_some() {}
@@ -643,15 +647,17 @@ fn keyset_pages_are_index_ranges() {
             offset: None,
             columns: &[],
         };
-        let (sql, params) = crate::query::list_sql(&c, &spec, &vars(None)).unwrap();
-        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-        let plan: Vec<String> = stmt
-            .query_map(rusqlite::params_from_iter(params), |r| {
-                r.get::<_, String>(3)
-            })
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
+        let mut plan: Vec<String> = Vec::new();
+        for (sql, params) in crate::query::list_sql(&c, &spec, &vars(None)).unwrap() {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            plan.extend(
+                stmt.query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap()
+                .map(Result::unwrap),
+            );
+        }
         let scans: Vec<&String> = plan
             .iter()
             .filter(|l| l.contains("posts") && !l.contains("SEARCH"))

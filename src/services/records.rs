@@ -282,8 +282,7 @@ pub async fn list(
         offset,
         columns: &columns,
     };
-    let (sql, params) =
-        query::list_sql(&c, &spec, &vars).map_err(|e| AppError::query("filter", e))?;
+    let statements = query::list_sql(&c, &spec, &vars).map_err(|e| AppError::query("filter", e))?;
     let count = if p.count {
         Some(
             query::count_sql(&c, filter.as_ref(), rule.as_ref(), &vars)
@@ -296,29 +295,33 @@ pub async fn list(
     let (items, next, total) = app
         .db
         .read(move |conn| {
-            let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
             let mut items = Vec::with_capacity(256 * limit as usize);
             items.push(b'[');
             let mut n = 0;
             let mut last_cursor = None;
             let mut more = false;
             let reader = schema::RowReader::new(&c2, &columns);
-            let mut rows = stmt
-                .query(params_from_iter(params))
-                .map_err(DbError::from)?;
-            while let Some(row) = rows.next().map_err(DbError::from)? {
-                if n == limit {
-                    // The extra row only tells that another page exists.
-                    more = true;
-                    break;
-                }
-                if n > 0 {
-                    items.push(b',');
-                }
-                reader.write_json(row, &mut items).map_err(DbError::from)?;
-                n += 1;
-                if n == limit {
-                    last_cursor = Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
+            // The statements give the rows in order; stop once one more than the page is seen.
+            'statements: for (sql, params) in statements {
+                let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
+                let mut rows = stmt
+                    .query(params_from_iter(params))
+                    .map_err(DbError::from)?;
+                while let Some(row) = rows.next().map_err(DbError::from)? {
+                    if n == limit {
+                        // The extra row only tells that another page exists.
+                        more = true;
+                        break 'statements;
+                    }
+                    if n > 0 {
+                        items.push(b',');
+                    }
+                    reader.write_json(row, &mut items).map_err(DbError::from)?;
+                    n += 1;
+                    if n == limit {
+                        last_cursor =
+                            Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
+                    }
                 }
             }
             items.push(b']');
