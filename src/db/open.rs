@@ -128,9 +128,10 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     };
     conn.pragma_update(None, "synchronous", sync)
         .map_err(sqlite)?;
-    // Checkpoints normally run on the checkpointer thread (see `db::checkpointer`), so commits
-    // never wait for one; this automatic one at ~64 MiB of WAL is only a safety net.
-    conn.pragma_update(None, "wal_autocheckpoint", 16_000)
+    // Checkpoints run on the checkpointer thread (see `db::checkpointer`), never inside a
+    // commit: an automatic checkpoint made the commit that crossed the threshold, and every
+    // request queued behind it, wait.
+    conn.pragma_update(None, "wal_autocheckpoint", 0)
         .map_err(sqlite)?;
     // After a checkpoint resets the WAL, truncate the file back to 64 MiB at most, so a burst
     // of writes does not leave a huge WAL file behind.
