@@ -186,28 +186,34 @@ fn check_writable(
     }
 }
 
-/// Run an INSERT or UPDATE whose SQL ends in `RETURNING <all columns>` and give the written
-/// row as JSON (one statement: no read-back query).
-fn write_returning(
+/// Run the INSERT or UPDATE of record `id` (SQL ending in `returning_all`), then check that the
+/// written row satisfies `rule`; give the row as JSON (one statement: no read-back query).
+fn write_checked(
     conn: &Connection,
     c: &Collection,
     sql: &str,
     params: Vec<SqlValue>,
-) -> Result<Option<Vec<u8>>, AppError> {
+    id: &str,
+    rule: &RuleSql,
+) -> Result<Vec<u8>, AppError> {
     let columns = query::all_columns(c);
     let reader = schema::RowReader::new(c, &columns);
     let mut stmt = conn.prepare_cached(sql).map_err(DbError::from)?;
-    let row = stmt
+    let json = stmt
         .query_row(params_from_iter(params), |row| {
             let mut out = Vec::with_capacity(256);
             reader.write_json(row, &mut out).map(|()| out)
         })
         .optional()
-        .map_err(DbError::from)?;
-    Ok(row)
+        .map_err(DbError::from)?
+        .ok_or(AppError::NotFound)?;
+    if rule.restricts() && !satisfies(conn, c, id, rule)? {
+        return Err(forbidden());
+    }
+    Ok(json)
 }
 
-/// `RETURNING` with every column, for `write_returning`.
+/// `RETURNING` with every column, for `write_checked`.
 fn returning_all(c: &Collection) -> String {
     format!(" RETURNING {}", select_list(&query::all_columns(c)))
 }
@@ -456,13 +462,9 @@ pub async fn create(
                 vec!["?"; columns.len()].join(", "),
                 returning_all(&c)
             );
-            let json = write_returning(conn, &c, &sql, params)?
-                .ok_or_else(|| AppError::Internal("an insert returned no row".into()))?;
-            if rule.restricts() && !satisfies(conn, &c, &id, &rule)? {
-                return Err(forbidden());
-            }
+            let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
             bump(&v2);
-            Ok(Written { id, json })
+            Ok::<_, AppError>(Written { id, json })
         })
         .await?;
     bump(&versions);
@@ -505,12 +507,9 @@ pub async fn update(
                 sets.join(", "),
                 returning_all(&c)
             );
-            let json = write_returning(conn, &c, &sql, params)?.ok_or(AppError::NotFound)?;
-            if rule.restricts() && !satisfies(conn, &c, &id, &rule)? {
-                return Err(forbidden());
-            }
+            let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
             bump(&v2);
-            Ok(Written { id, json })
+            Ok::<_, AppError>(Written { id, json })
         })
         .await?;
     bump(&versions);
