@@ -258,6 +258,21 @@ mod tests {
     use super::*;
     use std::sync::atomic::Ordering;
 
+    /// The integers of a one-column query, read through `Db::read`.
+    async fn ints(db: &Db, sql: &'static str) -> Vec<i64> {
+        db.read(move |c| {
+            let mut s = c.prepare(sql).map_err(DbError::from)?;
+            let v = s
+                .query_map([], |r| r.get(0))
+                .map_err(DbError::from)?
+                .collect::<Result<Vec<i64>, _>>()
+                .map_err(DbError::from)?;
+            Ok::<_, DbError>(v)
+        })
+        .await
+        .unwrap()
+    }
+
     fn open_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db"), Durability::Normal, 2).unwrap();
@@ -314,20 +329,7 @@ mod tests {
             }
         }
         assert_eq!(ok.len(), 30);
-        let stored: Vec<i64> = db
-            .read(|c| {
-                let mut s = c
-                    .prepare("SELECT n FROM t ORDER BY n")
-                    .map_err(DbError::from)?;
-                let rows = s
-                    .query_map([], |r| r.get(0))
-                    .map_err(DbError::from)?
-                    .collect::<Result<Vec<i64>, _>>()
-                    .map_err(DbError::from)?;
-                Ok::<_, DbError>(rows)
-            })
-            .await
-            .unwrap();
+        let stored = ints(&db, "SELECT n FROM t ORDER BY n").await;
         let expected: Vec<i64> = (0..40).filter(|n| n % 4 != 0).collect();
         assert_eq!(stored, expected);
         // The 40 queued writes were grouped: far fewer transactions than writes.
@@ -384,18 +386,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let n: Vec<i64> = db
-            .read(|c| {
-                let mut s = c.prepare("SELECT n FROM t").map_err(DbError::from)?;
-                let v = s
-                    .query_map([], |r| r.get(0))
-                    .map_err(DbError::from)?
-                    .collect::<Result<Vec<i64>, _>>()
-                    .map_err(DbError::from)?;
-                Ok::<_, DbError>(v)
-            })
-            .await
-            .unwrap();
+        let n = ints(&db, "SELECT n FROM t").await;
         assert_eq!(n, vec![2]);
         // A panicking read does not take its reader thread down either.
         let r: Result<(), DbError> = db.read(|_| panic!("read panics")).await;

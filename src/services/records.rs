@@ -417,12 +417,31 @@ fn check_relations(
     }
 }
 
-/// Bump counters before the commit (see `collections::Entry::version`); the caller bumps
-/// again after.
 fn bump(versions: &[Arc<AtomicU64>]) {
     for v in versions {
         v.fetch_add(1, Ordering::SeqCst);
     }
+}
+
+/// Run a record write and bump the change counters of `versions` inside the transaction and
+/// again after the commit (see `collections::Entry::version`), so no list ETag ever labels
+/// newer data with an older counter.
+async fn write_counted<T, F>(app: &App, versions: Vec<Arc<AtomicU64>>, f: F) -> Result<T, AppError>
+where
+    F: FnOnce(&Connection) -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    let inside = versions.clone();
+    let out = app
+        .db
+        .write(move |conn| {
+            let out = f(conn)?;
+            bump(&inside);
+            Ok::<_, AppError>(out)
+        })
+        .await?;
+    bump(&versions);
+    Ok(out)
 }
 
 /// Create a record. The create rule, if a filter, must hold for the new record.
@@ -437,38 +456,31 @@ pub async fn create(
     let access = access(&c, Operation::Create, caller, forbidden)?;
     let values = schema::validate_create(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
-    let versions = vec![entry.version.clone()];
-    let v2 = versions.clone();
-    let record = app
-        .db
-        .write(move |conn| {
-            check_relations(conn, &c, &values)?;
-            let id = crate::ids::new_id();
-            let now = crate::time::now();
-            let mut columns = vec!["id".to_string(), "created".into(), "updated".into()];
-            let mut params = vec![
-                SqlValue::Text(id.clone()),
-                SqlValue::Text(now.clone()),
-                SqlValue::Text(now),
-            ];
-            for (col, val) in values {
-                columns.push(col);
-                params.push(val);
-            }
-            let sql = format!(
-                "INSERT INTO {} ({}) VALUES ({}){}",
-                quote_ident(&c.name),
-                select_list(&columns),
-                vec!["?"; columns.len()].join(", "),
-                returning_all(&c)
-            );
-            let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
-            bump(&v2);
-            Ok::<_, AppError>(Written { id, json })
-        })
-        .await?;
-    bump(&versions);
-    Ok(record)
+    write_counted(app, vec![entry.version.clone()], move |conn| {
+        check_relations(conn, &c, &values)?;
+        let id = crate::ids::new_id();
+        let now = crate::time::now();
+        let mut columns = vec!["id".to_string(), "created".into(), "updated".into()];
+        let mut params = vec![
+            SqlValue::Text(id.clone()),
+            SqlValue::Text(now.clone()),
+            SqlValue::Text(now),
+        ];
+        for (col, val) in values {
+            columns.push(col);
+            params.push(val);
+        }
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({}){}",
+            quote_ident(&c.name),
+            select_list(&columns),
+            vec!["?"; columns.len()].join(", "),
+            returning_all(&c)
+        );
+        let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
+        Ok(Written { id, json })
+    })
+    .await
 }
 
 /// Update a record the update rule lets `caller` see; the rule must still hold afterwards.
@@ -486,34 +498,27 @@ pub async fn update(
     let access = access(&c, Operation::Update, caller, not_found)?;
     let values = schema::validate_update(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
-    let versions = vec![entry.version.clone()];
-    let v2 = versions.clone();
     let id = id.to_string();
-    let record = app
-        .db
-        .write(move |conn| {
-            check_writable(conn, &c, &id, &rule, if_match.as_deref())?;
-            check_relations(conn, &c, &values)?;
-            let mut sets = vec!["\"updated\" = ?".to_string()];
-            let mut params = vec![SqlValue::Text(crate::time::now())];
-            for (col, val) in values {
-                sets.push(format!("{} = ?", quote_ident(&col)));
-                params.push(val);
-            }
-            params.push(SqlValue::Text(id.clone()));
-            let sql = format!(
-                "UPDATE {} SET {} WHERE id = ?{}",
-                quote_ident(&c.name),
-                sets.join(", "),
-                returning_all(&c)
-            );
-            let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
-            bump(&v2);
-            Ok::<_, AppError>(Written { id, json })
-        })
-        .await?;
-    bump(&versions);
-    Ok(record)
+    write_counted(app, vec![entry.version.clone()], move |conn| {
+        check_writable(conn, &c, &id, &rule, if_match.as_deref())?;
+        check_relations(conn, &c, &values)?;
+        let mut sets = vec!["\"updated\" = ?".to_string()];
+        let mut params = vec![SqlValue::Text(crate::time::now())];
+        for (col, val) in values {
+            sets.push(format!("{} = ?", quote_ident(&col)));
+            params.push(val);
+        }
+        params.push(SqlValue::Text(id.clone()));
+        let sql = format!(
+            "UPDATE {} SET {} WHERE id = ?{}",
+            quote_ident(&c.name),
+            sets.join(", "),
+            returning_all(&c)
+        );
+        let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
+        Ok(Written { id, json })
+    })
+    .await
 }
 
 /// Delete a record the delete rule lets `caller` see. Relations decide what happens to
@@ -530,24 +535,19 @@ pub async fn delete(
     let access = access(&c, Operation::Delete, caller, not_found)?;
     let rule = RuleSql::compile(&c, &access, caller)?;
     let versions = app.collections.affected_by_delete(name);
-    let v2 = versions.clone();
     let id = id.to_string();
-    app.db
-        .write(move |conn| {
-            check_writable(conn, &c, &id, &rule, if_match.as_deref())?;
-            let sql = format!("DELETE FROM {} WHERE id = ?", quote_ident(&c.name));
-            conn.prepare_cached(&sql)
-                .and_then(|mut s| s.execute([&id]))
-                .map_err(|e| match DbError::from(e) {
-                    DbError::ForeignKey => AppError::conflict(
-                        "other records refer to this record; delete or change them first",
-                    ),
-                    other => other.into(),
-                })?;
-            bump(&v2);
-            Ok::<_, AppError>(())
-        })
-        .await?;
-    bump(&versions);
-    Ok(())
+    write_counted(app, versions, move |conn| {
+        check_writable(conn, &c, &id, &rule, if_match.as_deref())?;
+        let sql = format!("DELETE FROM {} WHERE id = ?", quote_ident(&c.name));
+        conn.prepare_cached(&sql)
+            .and_then(|mut s| s.execute([&id]))
+            .map_err(|e| match DbError::from(e) {
+                DbError::ForeignKey => AppError::conflict(
+                    "other records refer to this record; delete or change them first",
+                ),
+                other => other.into(),
+            })?;
+        Ok(())
+    })
+    .await
 }
