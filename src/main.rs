@@ -14,7 +14,9 @@ use onebox::config::Settings;
 use onebox::services::identity;
 
 // mimalloc: request handling allocates many small, short-lived objects; glibc malloc spent a
-// quarter of the CPU on them under load (perf, list endpoint).
+// quarter of the CPU on them under load (perf, list endpoint). Its `override` feature makes it
+// SQLite's malloc too: with glibc's per-thread arenas each reader thread kept ~25 MB; peak RSS
+// under point reads on 1M rows fell from 79 to 63 MB and req/s rose 13% (bench, 2 cores).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -5,7 +5,8 @@
 //! itself.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -61,7 +62,8 @@ pub struct WriterStats {
 /// Start the writer thread; it stops when every sender is dropped.
 pub(crate) fn spawn(
     mut conn: Connection,
-    stats: std::sync::Arc<WriterStats>,
+    stats: Arc<WriterStats>,
+    finish_checkpoint: Arc<AtomicBool>,
 ) -> std::io::Result<mpsc::Sender<Job>> {
     let (tx, mut rx) = mpsc::channel::<Job>(4096);
     std::thread::Builder::new()
@@ -98,6 +100,15 @@ pub(crate) fn spawn(
                         let _ = conn.execute_batch("ROLLBACK");
                     }
                     let _ = conn.pragma_update(None, "foreign_keys", "ON");
+                }
+                if finish_checkpoint.swap(false, Ordering::Relaxed) {
+                    // The checkpointer has copied all but the tail of a large WAL. Copy the
+                    // rest here, where no write can be in progress, so that the next
+                    // transaction starts the WAL over (see `db::checkpointer`).
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
                 }
             }
             tracing::debug!("writer stopped");
