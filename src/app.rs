@@ -123,5 +123,5 @@ pub fn build_rocket(app: App) -> Rocket<Build> {
     let rocket = rocket::custom(config)
         .attach(crate::observe::RequestLog)
         .attach(crate::api::SecurityHeaders);
-    crate::api::mount(rocket).manage(app)
+    crate::web::mount(crate::api::mount(rocket)).manage(app)
 }

@@ -39,6 +39,10 @@ impl DataDir {
     pub fn config_file(&self) -> PathBuf {
         self.root.join(CONFIG_FILE_NAME)
     }
+    /// The first-run setup token (its hash and expiry), present only while no admin exists.
+    pub fn setup_token(&self) -> PathBuf {
+        self.root.join("setup.token")
+    }
 }
 
 /// How hard commits are pushed to disk.
@@ -78,6 +82,13 @@ pub struct RawConfig {
     pub default_page_size: u32,
     /// Lifetime of tokens issued by `POST /api/auth/login`, in hours.
     pub login_token_hours: u32,
+    /// A browser session ends after this many hours without a request.
+    pub session_idle_hours: u32,
+    /// A browser session ends this many hours after sign-in, however active.
+    pub session_max_hours: u32,
+    /// Mark cookies `Secure`. Unset: only when onebox serves TLS itself; set `true` behind a
+    /// TLS-terminating proxy.
+    pub secure_cookies: Option<bool>,
     /// Reader connections (and threads serving them). Each costs ~15–25 MB of RSS under load
     /// (SQLite page cache plus allocator arenas); 2 suits the 2-core boxes onebox targets.
     pub readers: u32,
@@ -104,6 +115,9 @@ impl Default for RawConfig {
             max_page_size: 500,
             default_page_size: 20,
             login_token_hours: 24 * 7,
+            session_idle_hours: 12,
+            session_max_hours: 24 * 7,
+            secure_cookies: None,
             readers: 2,
             tls: None,
         }
@@ -124,6 +138,10 @@ pub struct Settings {
     pub max_page_size: u32,
     pub default_page_size: u32,
     pub login_token_ttl: Duration,
+    pub session_idle: Duration,
+    pub session_max: Duration,
+    /// Whether cookies carry `Secure` (resolved from `secure_cookies` and TLS).
+    pub secure_cookies: bool,
     pub readers: u32,
     pub tls: Option<TlsConfig>,
     pub password: PasswordParams,
@@ -200,6 +218,9 @@ impl Settings {
         if raw.login_token_hours == 0 {
             return fail("login_token_hours must be at least 1");
         }
+        if raw.session_idle_hours == 0 || raw.session_max_hours < raw.session_idle_hours {
+            return fail("session_idle_hours must be between 1 and session_max_hours");
+        }
         if raw.readers == 0 || raw.readers > 64 {
             return fail("readers must be between 1 and 64");
         }
@@ -226,6 +247,9 @@ impl Settings {
             max_page_size: raw.max_page_size,
             default_page_size: raw.default_page_size,
             login_token_ttl: Duration::from_secs(u64::from(raw.login_token_hours) * 3600),
+            session_idle: Duration::from_secs(u64::from(raw.session_idle_hours) * 3600),
+            session_max: Duration::from_secs(u64::from(raw.session_max_hours) * 3600),
+            secure_cookies: raw.secure_cookies.unwrap_or(raw.tls.is_some()),
             readers: raw.readers,
             tls: raw.tls,
             password: PasswordParams::default(),

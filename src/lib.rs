@@ -14,3 +14,4 @@ pub mod query;
 pub mod schema;
 pub mod services;
 pub mod time;
+pub mod web;

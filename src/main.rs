@@ -231,14 +231,26 @@ fn role_name(role: Role) -> &'static str {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = App::start(settings).await?;
+    let setup_token = onebox::services::setup::prepare(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("preparing first-run setup")?;
     let rocket = onebox::app::build_rocket(app).attach(rocket::fairing::AdHoc::on_liftoff(
         "announce",
-        |rocket| {
+        move |rocket| {
             Box::pin(async move {
                 let c = rocket.config();
                 let scheme = if c.tls_enabled() { "https" } else { "http" };
                 // On stdout, so scripts and tests started with --port 0 learn the port.
                 println!("onebox listening on {scheme}://{}:{}", c.address, c.port);
+                // The setup link goes to stdout only, never to the log: it is a credential.
+                if let Some(token) = setup_token {
+                    println!(
+                        "onebox setup: no admin yet. Open {scheme}://{}:{}/setup/{token} within \
+                         an hour to create one (or run `onebox admin create`).",
+                        c.address, c.port
+                    );
+                }
                 let _ = std::io::Write::flush(&mut std::io::stdout());
                 tracing::info!(address = %c.address, port = c.port, "listening");
             })

@@ -1,15 +1,18 @@
-//! Request guards: who is calling (`Caller`, `Admin`), from where (`ClientIp`), and the
-//! conditional-request headers (`Conditions`). Failures leave a problem in the stash for the
-//! `/api` catcher.
+//! Request guards: who is calling (`Caller`, by bearer token or session cookie; `SignedIn`,
+//! `Admin`), from where (`ClientIp`), and the conditional-request headers (`Conditions`).
+//! Failures leave an error in the stash for the catchers (problem+json under `/api`, a page
+//! elsewhere).
 
 use std::net::IpAddr;
 
+use rocket::http::Method;
 use rocket::outcome::Outcome as O;
 use rocket::request::{FromRequest, Outcome, Request};
 
 use crate::app::App;
 use crate::error::AppError;
 use crate::services::identity::{self, Caller};
+use crate::services::sessions;
 
 use super::problem::stash;
 
@@ -55,8 +58,48 @@ impl<'r> FromRequest<'r> for ClientIp {
     }
 }
 
-/// The authenticated user, if any. A malformed, unknown or expired token is a 401, never a
-/// silent downgrade to anonymous.
+/// The cookie that carries a browser session's secret.
+pub const SESSION_COOKIE: &str = "onebox_session";
+/// The header a cookie-authenticated API call must echo the session's CSRF token in.
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+/// The caller behind a session cookie; an unknown, expired or half-finished (second factor
+/// pending) session is nobody. Cookie-authenticated unsafe API calls must carry the session's
+/// CSRF token in `X-CSRF-Token` (forms are checked by the site's `Checked` instead).
+async fn session_caller(req: &Request<'_>) -> Result<Caller, AppError> {
+    let Some(secret) = req
+        .cookies()
+        .get(SESSION_COOKIE)
+        .map(|c| c.value().to_string())
+    else {
+        return Ok(Caller::anonymous());
+    };
+    let Some((session, user)) = sessions::resolve(app(req), &secret).await? else {
+        return Ok(Caller::anonymous());
+    };
+    let Some(caller) = sessions::caller_of(session, user) else {
+        return Ok(Caller::anonymous());
+    };
+    let unsafe_method = !matches!(req.method(), Method::Get | Method::Head | Method::Options);
+    if unsafe_method && req.uri().path().starts_with("/api/") {
+        let expected = caller
+            .session
+            .as_ref()
+            .map(|s| s.csrf.as_str())
+            .unwrap_or("");
+        let sent = req.headers().get_one(CSRF_HEADER).unwrap_or("");
+        if !crate::web::same_token(expected, sent) {
+            return Err(AppError::Forbidden(format!(
+                "a request signed in with the session cookie must send {CSRF_HEADER}"
+            )));
+        }
+    }
+    Ok(caller)
+}
+
+/// The authenticated user, if any: from `Authorization: Bearer`, else from the session
+/// cookie. A malformed, unknown or expired bearer token is a 401, never a silent downgrade to
+/// anonymous.
 #[rocket::async_trait]
 impl<'r> FromRequest<'r> for Caller {
     type Error = ();
@@ -65,7 +108,7 @@ impl<'r> FromRequest<'r> for Caller {
         let cached = req
             .local_cache_async(async {
                 let Some(header) = req.headers().get_one("Authorization") else {
-                    return Ok(Caller::anonymous());
+                    return session_caller(req).await;
                 };
                 let Some(secret) = header
                     .strip_prefix("Bearer ")
@@ -97,6 +140,7 @@ impl<'r> FromRequest<'r> for Caller {
 fn clone_auth_error(e: &AppError) -> AppError {
     match e {
         AppError::Unauthorized(m) => AppError::Unauthorized(m.clone()),
+        AppError::Forbidden(m) => AppError::Forbidden(m.clone()),
         AppError::Unavailable(m) => AppError::Unavailable(m.clone()),
         _ => AppError::Internal("authentication failed".into()),
     }

@@ -21,7 +21,7 @@ pub use openapi::document as openapi_document;
 
 use crate::observe::traced;
 
-/// Mount every API route and the `/api` catchers.
+/// Mount every API route and the `/api` catchers (the site's catchers answer elsewhere).
 pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
     rocket
         .mount(
@@ -56,7 +56,6 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
             ]),
         )
         .register("/api", rocket::catchers![problem::api_catcher])
-        .register("/", rocket::catchers![problem::api_catcher])
 }
 
 /// Security headers on every response, errors included (SECURITY.md, "Input and output").
@@ -74,8 +73,8 @@ impl Fairing for SecurityHeaders {
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         res.set_header(Header::new(
             "Content-Security-Policy",
-            "default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'none'; \
-             frame-ancestors 'none'; form-action 'self'",
+            "default-src 'self'; script-src 'self'; img-src 'self' data:; object-src 'none'; \
+             base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
         ));
         res.set_header(Header::new("X-Content-Type-Options", "nosniff"));
         res.set_header(Header::new("Referrer-Policy", "same-origin"));

@@ -164,7 +164,7 @@ pub fn stash(req: &Request<'_>, err: AppError) -> Status {
     status
 }
 
-fn take_stashed(req: &Request<'_>) -> Option<AppError> {
+pub(crate) fn take_stashed(req: &Request<'_>) -> Option<AppError> {
     req.local_cache(Stash::default).0.lock().ok()?.take()
 }
 

@@ -6,12 +6,14 @@ use rusqlite::Connection;
 use super::password::{PasswordParams, hash_password};
 use super::{Role, User, users};
 
-/// A fresh database file (`test.db` in the returned directory) with the migration applied.
+/// A fresh database file (`test.db` in the returned directory) with the migrations applied.
 pub(crate) fn open_db() -> (tempfile::TempDir, Connection) {
     let dir = tempfile::tempdir().unwrap();
     let conn = Connection::open(dir.path().join("test.db")).unwrap();
     conn.execute_batch("PRAGMA foreign_keys = ON;").unwrap();
     conn.execute_batch(include_str!("../db/migrations/0001_system_tables.sql"))
+        .unwrap();
+    conn.execute_batch(include_str!("../db/migrations/0002_sessions_and_totp.sql"))
         .unwrap();
     (dir, conn)
 }

@@ -1,12 +1,13 @@
 //! The `_users` repository: accounts, their role and disabled flag, and the stored password
 //! hash. Emails are normalised here (trimmed, lowercased) so every caller agrees on them.
-//! Guards the invariant that an enabled admin always remains, and ends a user's sign-ins when
-//! their password or role changes or they are disabled. Does not hash or check passwords.
+//! Guards the invariant that an enabled admin always remains, and ends a user's sign-ins
+//! (login tokens and browser sessions) when their password or role changes or they are
+//! disabled. Does not hash or check passwords.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::Serialize;
 
-use super::{AuthError, Role, tokens};
+use super::{AuthError, Role, sessions, tokens};
 
 /// Longest accepted email address (RFC 5321 path limit).
 pub const MAX_EMAIL_LEN: usize = 254;
@@ -35,6 +36,8 @@ pub struct UserUpdate {
     /// A token spared when sign-ins are ended: the session of a user changing their own
     /// password stays signed in, all their others end.
     pub keep_token_id: Option<String>,
+    /// The browser session spared likewise.
+    pub keep_session_id: Option<String>,
 }
 
 const COLUMNS: &str = "id, email, role, disabled, created, updated";
@@ -166,6 +169,15 @@ pub fn find_for_login(conn: &Connection, email: &str) -> Result<Option<(User, St
         .optional()?)
 }
 
+/// Whether the user has enrolled a TOTP second factor.
+pub fn has_totp(conn: &Connection, id: &str) -> Result<bool, AuthError> {
+    Ok(conn
+        .prepare_cached("SELECT totp_secret IS NOT NULL FROM _users WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .unwrap_or(false))
+}
+
 /// The stored password hash of a user, to check their current password before a change.
 pub fn get_password_hash(conn: &Connection, id: &str) -> Result<String, AuthError> {
     conn.prepare_cached("SELECT password_hash FROM _users WHERE id = ?1")?
@@ -247,6 +259,7 @@ pub fn update(conn: &Connection, id: &str, changes: &UserUpdate) -> Result<User,
             changes.end_api_tokens,
             changes.keep_token_id.as_deref(),
         )?;
+        sessions::delete_for_user(conn, id, changes.keep_session_id.as_deref())?;
     }
     Ok(user)
 }
@@ -259,6 +272,7 @@ pub fn delete(conn: &Connection, id: &str) -> Result<(), AuthError> {
     // deleting explicitly keeps a user's credentials from outliving them either way.
     conn.prepare_cached("DELETE FROM _tokens WHERE user_id = ?1")?
         .execute([id])?;
+    sessions::delete_for_user(conn, id, None)?;
     conn.prepare_cached("DELETE FROM _users WHERE id = ?1")?
         .execute([id])?;
     Ok(())

@@ -33,9 +33,10 @@ pub enum OpenError {
 
 /// The embedded migrations for the system tables, applied in order at open.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!(
-        "migrations/0001_system_tables.sql"
-    ))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_system_tables.sql")),
+        M::up(include_str!("migrations/0002_sessions_and_totp.sql")),
+    ])
 }
 
 /// Check that an existing file looks like a complete SQLite database, without writing to it.

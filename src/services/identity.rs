@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::app::App;
+use crate::auth::sessions::SessionRow;
 use crate::auth::{
     AuthError, PasswordParams, Role, TokenKind, TokenRow, User, audit, password, throttle, tokens,
     users,
@@ -15,11 +16,13 @@ use crate::auth::{
 use crate::db::DbError;
 use crate::error::AppError;
 
-/// The caller of a request: a user and the token they used, or nobody.
+/// The caller of a request: a user and the credential they used (a bearer token or a
+/// browser session), or nobody.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: Option<User>,
     pub token: Option<TokenRow>,
+    pub session: Option<SessionRow>,
     pub ip: Option<IpAddr>,
 }
 
@@ -28,6 +31,7 @@ impl Caller {
         Caller {
             user: None,
             token: None,
+            session: None,
             ip: None,
         }
     }
@@ -152,19 +156,20 @@ pub async fn authenticate(app: &App, secret: &str) -> Result<Caller, AppError> {
     Ok(Caller {
         user: Some(user),
         token: Some(token),
+        session: None,
         ip: None,
     })
 }
 
 /// Hash a password on a blocking thread (argon2 takes tens of milliseconds by design).
-async fn hash(password: String, params: PasswordParams) -> Result<String, AppError> {
+pub(crate) async fn hash(password: String, params: PasswordParams) -> Result<String, AppError> {
     tokio::task::spawn_blocking(move || password::hash_password(&password, &params))
         .await
         .map_err(|e| AppError::Internal(e.to_string()))?
         .map_err(AppError::from)
 }
 
-fn check_policy(password: &str) -> Result<(), AppError> {
+pub(crate) fn check_policy(password: &str) -> Result<(), AppError> {
     password::check_password_policy(password).map_err(|m| AppError::field("password", m))
 }
 
@@ -187,15 +192,15 @@ pub struct LoginResult {
     pub user: User,
 }
 
-/// Sign in with email and password. Failures are counted (and committed) before answering;
-/// the answer never says whether the account exists.
-pub async fn login(
+/// Check an email and password, with throttling. Failures are counted (and committed) before
+/// answering; the answer never says whether the account exists. On success nothing is
+/// written yet: the caller records it with the credential it issues (`record_sign_in`).
+pub(crate) async fn check_credentials(
     app: &App,
     email: &str,
     password: &str,
-    ip: Option<IpAddr>,
-) -> Result<LoginResult, AppError> {
-    let ip = ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    ip: IpAddr,
+) -> Result<User, AppError> {
     let email = users::normalize_email(email).unwrap_or_else(|_| email.trim().to_lowercase());
     let settings = app.settings.throttle;
     let (e2, s2) = (email.clone(), settings);
@@ -225,24 +230,60 @@ pub async fn login(
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))?;
-    let ip_text = ip.to_string();
-    let Some(user) = verified else {
-        let e2 = email.clone();
-        app.db
-            .write(move |conn| {
-                throttle::record_failure(conn, &settings, &e2, ip, Utc::now())?;
-                audit::record(
-                    conn,
-                    None,
-                    Some(&ip_text),
-                    "auth.login_failed",
-                    json!({ "email": e2 }),
-                )?;
-                Ok::<_, AppError>(())
-            })
-            .await?;
-        return Err(AppError::Unauthorized("invalid email or password".into()));
-    };
+    match verified {
+        Some(user) => Ok(user),
+        None => {
+            let ip_text = ip.to_string();
+            app.db
+                .write(move |conn| {
+                    throttle::record_failure(conn, &settings, &email, ip, Utc::now())?;
+                    audit::record(
+                        conn,
+                        None,
+                        Some(&ip_text),
+                        "auth.login_failed",
+                        json!({ "email": email }),
+                    )?;
+                    Ok::<_, AppError>(())
+                })
+                .await?;
+            Err(AppError::Unauthorized("invalid email or password".into()))
+        }
+    }
+}
+
+/// Inside the transaction that issues a credential: clear the throttle and audit the sign-in.
+pub(crate) fn record_sign_in(
+    conn: &rusqlite::Connection,
+    user: &User,
+    ip: IpAddr,
+    via: &str,
+) -> Result<(), AppError> {
+    throttle::record_success(conn, &user.email, ip)?;
+    audit::record(
+        conn,
+        Some(&user.id),
+        Some(&ip.to_string()),
+        "auth.login",
+        json!({ "via": via }),
+    )?;
+    Ok(())
+}
+
+/// The address to count attempts against when the client's is unknown.
+pub(crate) fn ip_or_unspecified(ip: Option<IpAddr>) -> IpAddr {
+    ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// Sign in with email and password for a bearer login token.
+pub async fn login(
+    app: &App,
+    email: &str,
+    password: &str,
+    ip: Option<IpAddr>,
+) -> Result<LoginResult, AppError> {
+    let ip = ip_or_unspecified(ip);
+    let user = check_credentials(app, email, password, ip).await?;
     let ttl = chrono::TimeDelta::from_std(app.settings.login_token_ttl)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let expires = Utc::now() + ttl;
@@ -250,9 +291,8 @@ pub async fn login(
     let (row, secret) = app
         .db
         .write(move |conn| {
-            throttle::record_success(conn, &u2.email, ip)?;
             let created = tokens::create(conn, &u2.id, TokenKind::Login, "login", Some(expires))?;
-            audit::record(conn, Some(&u2.id), Some(&ip_text), "auth.login", json!({}))?;
+            record_sign_in(conn, &u2, ip, "api")?;
             Ok::<_, AppError>(created)
         })
         .await?;
@@ -347,8 +387,7 @@ pub async fn update_user(
         role: changes.role,
         disabled: changes.disabled,
         password_hash,
-        end_api_tokens: false,
-        keep_token_id: None,
+        ..users::UserUpdate::default()
     };
     let id2 = id.to_string();
     let user = app

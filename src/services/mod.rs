@@ -4,4 +4,6 @@
 pub mod collections;
 pub mod identity;
 pub mod records;
+pub mod sessions;
+pub mod setup;
 pub mod token_cache;

@@ -1,5 +1,6 @@
-//! Deny by default: every mounted route, called anonymously and as a plain user against an
-//! admin-only collection, refuses — except the few routes that are public by design.
+//! Deny by default: every mounted route (API and site), called anonymously and as a plain user
+//! against an admin-only collection, refuses — except the few routes that are public by
+//! design. Site pages refuse anonymous visitors by sending them to the sign-in page.
 
 use rocket::http::Method;
 use serde_json::json;
@@ -11,6 +12,9 @@ const PUBLIC: &[(&str, &str)] = &[
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/api/openapi.json"),
+    // The site's public pages: the home page (public collections only) and sign-in.
+    ("GET", "/"),
+    ("GET", "/sign-in"),
 ];
 
 /// Routes any signed-in user may use on their own account.
@@ -49,19 +53,28 @@ async fn every_route_refuses_anonymous_and_plain_users_unless_public() {
             } else {
                 None
             };
-            let path = template.replace("<name>", "secret").replace(
-                "<id>",
-                if template.contains("users") {
-                    &admin_id
-                } else {
-                    &rid
-                },
-            );
+            let path = template
+                .replace("<name..>", "app.css")
+                .replace("<token>", "not-the-setup-token")
+                .replace("<name>", "secret")
+                .replace(
+                    "<id>",
+                    if template.contains("users") {
+                        &admin_id
+                    } else {
+                        &rid
+                    },
+                );
             let key = (method.as_str(), template.as_str());
             let allowed = PUBLIC.contains(&key) || (who == "user" && SIGNED_IN.contains(&key));
-            let body =
-                matches!(method, Method::Post | Method::Patch | Method::Put).then(|| json!({}));
-            let r = app.call(*method, &path, token.as_deref(), body).await;
+            let unsafe_method = matches!(method, Method::Post | Method::Patch | Method::Put);
+            let r = if unsafe_method && !path.starts_with("/api") {
+                // Site forms: an empty form, as a cross-site page would post it.
+                app.call_form(*method, &path, token.as_deref(), "").await
+            } else {
+                let body = unsafe_method.then(|| json!({}));
+                app.call(*method, &path, token.as_deref(), body).await
+            };
             assert!(
                 r.status < 500,
                 "{who} {method} {path}: {} {:?}",
@@ -72,8 +85,13 @@ async fn every_route_refuses_anonymous_and_plain_users_unless_public() {
                 // Public by design; an empty body is simply invalid.
                 assert_eq!(r.status, 422, "{:?}", r.json);
             } else if !allowed {
+                // A page sends a visitor who is not signed in to the sign-in page.
+                let to_sign_in = who == "anonymous"
+                    && r.status == 303
+                    && r.header("location")
+                        .is_some_and(|l| l.starts_with("/sign-in"));
                 assert!(
-                    matches!(r.status, 401 | 403 | 404),
+                    matches!(r.status, 401 | 403 | 404) || to_sign_in,
                     "{who} {method} {path} answered {} {:?}",
                     r.status,
                     r.json

@@ -66,7 +66,8 @@ impl TestApp {
             .await
             .unwrap()
             .token;
-        let client = Client::tracked(build_rocket(app)).await.unwrap();
+        // Untracked: each `SiteClient` keeps its own cookies, like separate browsers.
+        let client = Client::untracked(build_rocket(app)).await.unwrap();
         TestApp { client, dir, admin }
     }
 
@@ -120,6 +121,44 @@ impl TestApp {
         Resp {
             status,
             json,
+            headers,
+            content_type,
+        }
+    }
+
+    /// A request with an `application/x-www-form-urlencoded` body.
+    pub async fn call_form(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        form: &str,
+    ) -> Resp {
+        let mut req = self
+            .client
+            .req(method, path.to_string())
+            .remote("127.0.0.1:40000".parse::<SocketAddr>().unwrap())
+            .header(ContentType::Form)
+            .body(form);
+        if let Some(t) = token {
+            req = req.header(Header::new("Authorization", format!("Bearer {t}")));
+        }
+        let res = req.dispatch().await;
+        let status = res.status().code;
+        let content_type = res.content_type().map(|c| c.to_string());
+        let headers = res
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.name().as_str().to_ascii_lowercase(),
+                    h.value().to_string(),
+                )
+            })
+            .collect();
+        Resp {
+            status,
+            json: Value::Null,
             headers,
             content_type,
         }

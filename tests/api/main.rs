@@ -11,3 +11,5 @@ mod http;
 mod query;
 mod records;
 mod rules;
+mod site;
+mod site_client;

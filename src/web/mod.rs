@@ -1,0 +1,36 @@
+//! The server-rendered site: askama pages over the same services as the API, complete without
+//! JavaScript. Every form carries a CSRF token and answers with a redirect (post/redirect/get);
+//! GET never changes anything; pages are never cached; errors outside `/api` are pages.
+
+mod admin;
+mod assets;
+mod auth_pages;
+mod home;
+mod page;
+mod visitor;
+
+use rocket::{Build, Rocket};
+
+use crate::observe::traced;
+
+pub use assets::url as asset_url;
+pub use visitor::same_token;
+
+/// Mount every page, the static files and the HTML catchers.
+pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
+    rocket
+        .mount(
+            "/",
+            traced(rocket::routes![
+                assets::asset,
+                home::home,
+                admin::admin_index,
+                auth_pages::sign_in_page,
+                auth_pages::sign_in_submit,
+                auth_pages::sign_out,
+                auth_pages::setup_page,
+                auth_pages::setup_submit,
+            ]),
+        )
+        .register("/", rocket::catchers![page::html_catcher])
+}
