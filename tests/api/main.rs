@@ -12,4 +12,6 @@ mod query;
 mod records;
 mod rules;
 mod site;
+mod site_admin;
+mod site_admin_users;
 mod site_client;
