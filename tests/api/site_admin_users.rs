@@ -133,6 +133,17 @@ async fn changing_a_role_takes_effect_and_ends_the_users_sessions() {
     let admin = admin_site(&app).await;
     let page = admin.get(&format!("/admin/users/{id}")).await;
     assert!(page.body.contains("id=\"role-form\""));
+    let same = admin
+        .post(&format!("/admin/users/{id}/role"), &[("role", "user")])
+        .await;
+    assert!(
+        admin
+            .get(same.location())
+            .await
+            .body
+            .contains("nothing changed")
+    );
+    assert!(signed_in_as(&ann, "ann@example.com").await);
     let changed = admin
         .post(&format!("/admin/users/{id}/role"), &[("role", "admin")])
         .await;

@@ -10,6 +10,7 @@ use crate::services::audit_trail;
 
 use super::super::page::{Layout, Page, WebError, render, urlencoding};
 use super::super::visitor::Staff;
+use super::readable_time;
 
 /// Entries on one page.
 const PAGE_SIZE: u32 = 50;
@@ -50,14 +51,6 @@ impl EntryView {
                 e.detail.to_string()
             },
         }
-    }
-}
-
-/// `2026-05-01T12:00:00.000Z` → `2026-05-01 12:00:00 UTC` (anything else as stored).
-fn readable_time(stored: &str) -> String {
-    match crate::time::parse(stored) {
-        Some(t) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-        None => stored.to_string(),
     }
 }
 

@@ -38,6 +38,14 @@ pub fn admin_index(s: Staff) -> Result<Page, WebError> {
     })
 }
 
+/// `2026-05-01T12:00:00.000Z` → `2026-05-01 12:00:00 UTC` (anything else as stored).
+fn readable_time(stored: &str) -> String {
+    match crate::time::parse(stored) {
+        Some(t) => t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        None => stored.to_string(),
+    }
+}
+
 /// The admin section's pages and forms (the index is mounted with the site's other pages).
 pub fn routes() -> Vec<Route> {
     rocket::routes![
@@ -68,4 +76,16 @@ pub fn routes() -> Vec<Route> {
         user_actions::delete_user_submit,
         audit::audit_page,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn stored_times_read_as_utc() {
+        assert_eq!(
+            super::readable_time("2026-05-01T14:00:00.123+02:00"),
+            "2026-05-01 12:00:00 UTC"
+        );
+        assert_eq!(super::readable_time("yesterday"), "yesterday");
+    }
 }

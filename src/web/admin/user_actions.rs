@@ -64,6 +64,14 @@ pub async fn change_role_submit(
         .role
         .parse()
         .map_err(|m: String| WebError(AppError::BadRequest(m)))?;
+    let user = identity::get_user(app, id).await?;
+    if user.role == role {
+        return Ok(Flash::success(
+            Redirect::to(user_url(&user.id)),
+            format!("The role was already {role}; nothing changed."),
+        )
+        .into());
+    }
     let changes = UserChanges {
         role: Some(role),
         ..UserChanges::default()

@@ -26,6 +26,11 @@ pub struct UserPage {
 }
 
 impl UserPage {
+    /// A stored time as `2026-05-01 12:00:00 UTC`.
+    pub fn when(&self, stored: &str) -> String {
+        super::readable_time(stored)
+    }
+
     pub fn is_admin_role(&self) -> bool {
         self.user.role == crate::auth::Role::Admin
     }

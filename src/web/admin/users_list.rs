@@ -30,6 +30,13 @@ struct UsersPage {
     problems: Vec<String>,
 }
 
+impl UsersPage {
+    /// A stored time as `2026-05-01 12:00:00 UTC`.
+    fn when(&self, stored: &str) -> String {
+        super::readable_time(stored)
+    }
+}
+
 async fn users_page(app: &App, v: &Visitor, after: Option<String>) -> Result<UsersPage, WebError> {
     let mut users = identity::list_users(app, after, PAGE_SIZE + 1).await?;
     let next = if users.len() > PAGE_SIZE as usize {
