@@ -749,3 +749,33 @@ async fn payloads_in_defaults_select_values_and_expressions_render_escaped() {
     assert!(!bad.body.contains("<svg"));
     assert!(bad.body.contains("&#34;&#62;&#60;svg"));
 }
+
+#[rocket::async_test]
+async fn patches_built_under_the_schema_lock_keep_a_concurrent_change() {
+    let app = TestApp::spawn().await;
+    books(&app).await;
+    let state = app.client.rocket().state::<onebox::app::App>().unwrap();
+    // Each patch lists every field (as the editor's do); built from the definition current
+    // when its turn comes, neither undoes the other.
+    let add = |name: &'static str| {
+        state.collections.update_with(
+            onebox::services::identity::Actor::default(),
+            "books",
+            move |spec| {
+                let mut fields = serde_json::to_value(&spec.fields).unwrap();
+                fields
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({ "name": name, "type": "text" }));
+                Ok(json!({ "fields": fields }))
+            },
+        )
+    };
+    let (one, two) = rocket::tokio::join!(add("one"), add("two"));
+    one.unwrap();
+    two.unwrap();
+    let def = definition(&app, "books").await;
+    field(&def, "one");
+    field(&def, "two");
+    assert_eq!(def["fields"].as_array().unwrap().len(), 5);
+}

@@ -38,10 +38,11 @@ pub async fn add_field_submit(
         Err(errors) => Failure::of_form(errors),
         Ok(field) => {
             let field_name = field.name.clone();
-            let patch = patches::add_field(&spec, field)?;
             match app
                 .collections
-                .update(s.0.caller.actor(), name, patch)
+                .update_with(s.0.caller.actor(), name, |current| {
+                    patches::add_field(current, field)
+                })
                 .await
             {
                 Ok(_) => {
@@ -135,10 +136,11 @@ pub async fn edit_field_submit(
     let failure = match form.to_spec() {
         Err(errors) => Failure::of_form(errors),
         Ok(new) => {
-            let patch = patches::edit_field(&spec, field, new)?;
             match app
                 .collections
-                .update(s.0.caller.actor(), name, patch)
+                .update_with(s.0.caller.actor(), name, |current| {
+                    patches::edit_field(current, field, new)
+                })
                 .await
             {
                 Ok(_) => {
@@ -182,10 +184,11 @@ pub async fn rename_field_submit(
     let spec = stored_spec(app, name)?;
     let mut page = field_page(app, &s.0, &spec, field)?;
     let position = spec.fields.iter().position(|f| f.name == field);
-    let patch = patches::rename_field(&spec, field, &to)?;
     let failure = match app
         .collections
-        .update(s.0.caller.actor(), name, patch)
+        .update_with(s.0.caller.actor(), name, |current| {
+            patches::rename_field(current, field, &to)
+        })
         .await
     {
         Ok(_) => {

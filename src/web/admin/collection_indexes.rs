@@ -51,10 +51,11 @@ pub async fn add_index_submit(
     let spec = stored_spec(app, name)?;
     let index = form.to_spec();
     let index_name = index.name.clone();
-    let patch = patches::add_index(&spec, index)?;
     let failure = match app
         .collections
-        .update(s.0.caller.actor(), name, patch)
+        .update_with(s.0.caller.actor(), name, |current| {
+            patches::add_index(current, index)
+        })
         .await
     {
         Ok(_) => {
@@ -86,11 +87,12 @@ pub async fn drop_index_submit(
     index: &str,
     _form: Checked<NoFields>,
 ) -> Result<Answer, WebError> {
-    let spec = stored_spec(app, name)?;
-    let patch = patches::drop_index(&spec, index)?;
+    stored_spec(app, name)?;
     let failure = match app
         .collections
-        .update(s.0.caller.actor(), name, patch)
+        .update_with(s.0.caller.actor(), name, |current| {
+            patches::drop_index(current, index)
+        })
         .await
     {
         Ok(_) => {

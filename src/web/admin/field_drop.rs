@@ -62,10 +62,11 @@ pub async fn drop_field_submit(
 ) -> Result<Answer, WebError> {
     let spec = stored_spec(app, name)?;
     let mut page = drop_page(&s.0, &spec, field)?;
-    let patch = patches::drop_field(&spec, field)?;
     let failure = match app
         .collections
-        .update(s.0.caller.actor(), name, patch)
+        .update_with(s.0.caller.actor(), name, |current| {
+            patches::drop_field(current, field)
+        })
         .await
     {
         Ok(_) => {
