@@ -13,5 +13,6 @@ mod records;
 mod rules;
 mod site;
 mod site_admin;
+mod site_admin_collections;
 mod site_admin_users;
 mod site_client;
