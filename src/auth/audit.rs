@@ -33,6 +33,9 @@ pub struct AuditEntry {
     pub id: i64,
     pub time: String,
     pub actor: Option<String>,
+    /// The actor's current email (`None` for the CLI, anonymous clients and deleted users).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor_email: Option<String>,
     pub ip: Option<String>,
     pub action: String,
     pub detail: Value,
@@ -108,32 +111,48 @@ pub fn record(
     Ok(id)
 }
 
-/// Up to `limit` entries, newest first, older than `before_id` when given (keyset pagination:
-/// pass the last id of the previous page).
+/// Which entries `list` returns.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter<'a> {
+    /// Only entries older than this id (keyset pagination: the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Only actions starting with this text (`auth.` for sign-ins and their failures).
+    pub action_prefix: Option<&'a str>,
+}
+
+/// Up to `limit` entries matching `filter`, newest first, with the actor's email.
 pub fn list(
     conn: &Connection,
     limit: u32,
-    before_id: Option<i64>,
+    filter: &AuditFilter<'_>,
 ) -> Result<Vec<AuditEntry>, AuthError> {
+    // A prefix compared with substr, not LIKE: `_` and `%` in the prefix stay literal.
     let mut stmt = conn.prepare_cached(
-        "SELECT id, time, actor, ip, action, detail FROM _audit
-         WHERE ?1 IS NULL OR id < ?1 ORDER BY id DESC LIMIT ?2",
+        "SELECT a.id, a.time, a.actor, u.email, a.ip, a.action, a.detail
+         FROM _audit a LEFT JOIN _users u ON u.id = a.actor
+         WHERE (?1 IS NULL OR a.id < ?1)
+           AND (?2 IS NULL OR substr(a.action, 1, length(?2)) = ?2)
+         ORDER BY a.id DESC LIMIT ?3",
     )?;
     let entries = stmt
-        .query_map(params![before_id, limit], |row| {
-            let detail: Option<String> = row.get(5)?;
-            Ok(AuditEntry {
-                id: row.get(0)?,
-                time: row.get(1)?,
-                actor: row.get(2)?,
-                ip: row.get(3)?,
-                action: row.get(4)?,
-                // An unreadable detail is shown as text rather than hiding the whole trail.
-                detail: detail.map_or(Value::Null, |text| {
-                    serde_json::from_str(&text).unwrap_or(Value::String(text))
-                }),
-            })
-        })?
+        .query_map(
+            params![filter.before_id, filter.action_prefix, limit],
+            |row| {
+                let detail: Option<String> = row.get(6)?;
+                Ok(AuditEntry {
+                    id: row.get(0)?,
+                    time: row.get(1)?,
+                    actor: row.get(2)?,
+                    actor_email: row.get(3)?,
+                    ip: row.get(4)?,
+                    action: row.get(5)?,
+                    // An unreadable detail is shown as text rather than hiding the whole trail.
+                    detail: detail.map_or(Value::Null, |text| {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    }),
+                })
+            },
+        )?
         .collect::<Result<Vec<_>, _>>()?;
     Ok(entries)
 }
@@ -184,7 +203,7 @@ mod tests {
         )
         .unwrap();
 
-        let page = list(&conn, 2, None).unwrap();
+        let page = list(&conn, 2, &AuditFilter::default()).unwrap();
         assert_eq!(
             page.iter().map(|e| e.id).collect::<Vec<_>>(),
             vec![third, second]
@@ -194,7 +213,11 @@ mod tests {
         assert_eq!(page[1].actor.as_deref(), Some("01USER"));
         assert!(page[0].time.ends_with('Z'));
 
-        let rest = list(&conn, 2, Some(second)).unwrap();
+        let older = AuditFilter {
+            before_id: Some(second),
+            ..AuditFilter::default()
+        };
+        let rest = list(&conn, 2, &older).unwrap();
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].id, first);
         assert_eq!(rest[0].ip.as_deref(), Some("192.0.2.1"));
@@ -216,7 +239,7 @@ mod tests {
             .unwrap();
         assert!(!stored.contains("hunter2"));
         assert!(!stored.contains("obx_abc"));
-        let entry = &list(&conn, 1, None).unwrap()[0];
+        let entry = &list(&conn, 1, &AuditFilter::default()).unwrap()[0];
         assert_eq!(entry.detail["Password"], "[redacted]");
         assert_eq!(entry.detail["nested"][0]["secret"], "[redacted]");
         assert_eq!(entry.detail["nested"][0]["name"], "ok");
@@ -239,8 +262,55 @@ mod tests {
             .unwrap();
         assert!(!stored.contains(['\r', '\n']));
         assert_eq!(
-            list(&conn, 1, None).unwrap()[0].detail["email"],
+            list(&conn, 1, &AuditFilter::default()).unwrap()[0].detail["email"],
             "a\r\nb@x.io"
         );
+    }
+
+    #[test]
+    fn list_filters_by_action_prefix_literally_and_names_the_actor() {
+        let (_dir, conn) = open_db();
+        let ann =
+            crate::auth::test_support::add_user(&conn, "ann@example.com", crate::auth::Role::Admin);
+        record(
+            &conn,
+            None,
+            Some("192.0.2.1"),
+            "auth.login_failed",
+            Value::Null,
+        )
+        .unwrap();
+        let login = record(&conn, Some(&ann.id), None, "auth.login", Value::Null).unwrap();
+        record(&conn, Some(&ann.id), None, "authx", Value::Null).unwrap();
+        record(
+            &conn,
+            Some("01GONE"),
+            None,
+            "collection.create",
+            Value::Null,
+        )
+        .unwrap();
+        let only = |prefix| AuditFilter {
+            action_prefix: Some(prefix),
+            ..AuditFilter::default()
+        };
+        let auth = list(&conn, 10, &only("auth.")).unwrap();
+        let actions: Vec<&str> = auth.iter().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["auth.login", "auth.login_failed"]);
+        assert_eq!(auth[0].id, login);
+        assert_eq!(auth[0].actor_email.as_deref(), Some("ann@example.com"));
+        assert_eq!(auth[1].actor_email, None);
+        // `_` is not a wildcard.
+        assert!(list(&conn, 10, &only("auth_")).unwrap().is_empty());
+        let gone = &list(&conn, 10, &only("collection.")).unwrap()[0];
+        assert_eq!(
+            (gone.actor.as_deref(), gone.actor_email.as_deref()),
+            (Some("01GONE"), None)
+        );
+        let filter = AuditFilter {
+            before_id: Some(login),
+            action_prefix: Some("auth."),
+        };
+        assert_eq!(list(&conn, 10, &filter).unwrap().len(), 1);
     }
 }

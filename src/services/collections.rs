@@ -174,8 +174,21 @@ impl Collections {
         name: &str,
         patch: Value,
     ) -> Result<Arc<Collection>, AppError> {
+        self.update_with(actor, name, |_| Ok(patch)).await
+    }
+
+    /// Like `update`, with the patch built from the current definition while other schema
+    /// changes wait: a patch that lists every field (merge patches replace lists whole) then
+    /// cannot undo a change another admin made after the page was read.
+    pub async fn update_with(
+        &self,
+        actor: Actor,
+        name: &str,
+        build: impl FnOnce(&CollectionSpec) -> Result<Value, AppError>,
+    ) -> Result<Arc<Collection>, AppError> {
         let _one_at_a_time = self.changing.lock().await;
         let old = self.get(name)?;
+        let patch = build(&old.collection.spec)?;
         let mut merged = serde_json::to_value(&old.collection.spec)
             .map_err(|e| AppError::Internal(e.to_string()))?;
         merge_patch(&mut merged, &patch);

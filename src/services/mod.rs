@@ -1,6 +1,7 @@
 //! Services: what the API (and later the site) can do, in domain terms. They validate input
 //! into domain types, enforce rules, and run storage work through `Db`. No HTTP here.
 
+pub mod audit_trail;
 pub mod collections;
 pub mod identity;
 pub mod records;

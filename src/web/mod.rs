@@ -32,5 +32,6 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
                 auth_pages::setup_submit,
             ]),
         )
+        .mount("/", traced(admin::routes()))
         .register("/", rocket::catchers![page::html_catcher])
 }

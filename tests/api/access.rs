@@ -57,6 +57,8 @@ async fn every_route_refuses_anonymous_and_plain_users_unless_public() {
                 .replace("<name..>", "app.css")
                 .replace("<token>", "not-the-setup-token")
                 .replace("<name>", "secret")
+                .replace("<field>", "v")
+                .replace("<index>", "by_v")
                 .replace(
                     "<id>",
                     if template.contains("users") {
