@@ -413,9 +413,32 @@ pub async fn get(
     caller: &Caller,
     fields: Option<&str>,
 ) -> Result<Vec<u8>, AppError> {
+    get_as(app, name, id, caller, Operation::View, fields).await
+}
+
+/// One record (every column) as the rule of `op` lets `caller` reach it, or 404: `View` to
+/// show it, `Update` for an edit form, `Delete` for a confirmation page.
+pub async fn get_for(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+    op: Operation,
+) -> Result<Vec<u8>, AppError> {
+    get_as(app, name, id, caller, op, None).await
+}
+
+async fn get_as(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+    op: Operation,
+    fields: Option<&str>,
+) -> Result<Vec<u8>, AppError> {
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
-    let access = access(&c, Operation::View, caller, not_found)?;
+    let access = access(&c, op, caller, denial(op))?;
     let columns =
         query::parse_fields(fields.unwrap_or(""), &c).map_err(|e| AppError::query("fields", e))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
@@ -427,6 +450,82 @@ pub async fn get(
 
 fn not_found() -> AppError {
     AppError::NotFound
+}
+
+/// How `op` refuses a signed-in caller its rule shuts out: operations on one record answer
+/// 404 (a forbidden record looks absent), list and create 403.
+fn denial(op: Operation) -> fn() -> AppError {
+    match op {
+        Operation::List | Operation::Create => forbidden,
+        Operation::View | Operation::Update | Operation::Delete => not_found,
+    }
+}
+
+/// Whether `caller` may attempt `op` in collection `name` at all, failing as the operation
+/// itself would when the rule shuts the caller out (401 anonymous; 403 or 404 signed in). A
+/// filter rule passes here: the record decides.
+pub fn check_rule(app: &App, name: &str, caller: &Caller, op: Operation) -> Result<(), AppError> {
+    let entry = app.collections.get(name)?;
+    access(&entry.collection, op, caller, denial(op)).map(|_| ())
+}
+
+/// What `caller` may do with one record: for showing or hiding buttons. The writes check again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allowed {
+    pub update: bool,
+    pub delete: bool,
+}
+
+/// Whether the update and delete rules let `caller` change the record `id` as it is now.
+pub async fn allowed(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+) -> Result<Allowed, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = entry.collection.clone();
+    let mut rules = Vec::with_capacity(2);
+    for op in [Operation::Update, Operation::Delete] {
+        rules.push(match access(&c, op, caller, not_found) {
+            Ok(a) => Some(RuleSql::compile(&c, &a, caller)?),
+            Err(_) => None,
+        });
+    }
+    let id = id.to_string();
+    app.db
+        .read(move |conn| {
+            let mut out = [false, false];
+            for (slot, rule) in out.iter_mut().zip(&rules) {
+                if let Some(rule) = rule {
+                    *slot = satisfies(conn, &c, &id, rule)?;
+                }
+            }
+            Ok(Allowed {
+                update: out[0],
+                delete: out[1],
+            })
+        })
+        .await
+}
+
+/// Every problem `input` has as a new record (`create`) or as changes, without writing: lets a
+/// form show the service's messages beside fields whose inputs did convert while others did
+/// not. Relation targets and unique values are only checked by the write itself.
+pub fn validation_errors(
+    app: &App,
+    name: &str,
+    input: &Map<String, Value>,
+    create: bool,
+) -> Result<std::collections::BTreeMap<String, String>, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = &entry.collection;
+    let checked = if create {
+        schema::validate_create(c, input)
+    } else {
+        schema::validate_update(c, input)
+    };
+    Ok(checked.err().map(|e| e.0).unwrap_or_default())
 }
 
 /// The strong ETag of a record: a hash of its JSON (all columns, as `get` answers it).
@@ -604,3 +703,7 @@ pub async fn delete(
     })
     .await
 }
+
+#[cfg(test)]
+#[path = "records_tests.rs"]
+mod tests;
