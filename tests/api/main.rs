@@ -13,3 +13,5 @@ mod records;
 mod rules;
 mod site;
 mod site_client;
+mod site_record_forms;
+mod site_records;
