@@ -286,6 +286,18 @@ async fn before_cursors_walk_back_through_the_pages_that_next_walked_forward() {
     }
     backward.reverse();
     assert_eq!(backward, forward);
+    // The OpenAPI document describes the parameter and the cursor.
+    let doc = app.get("/api/openapi.json", None).await.json;
+    assert!(doc["components"]["parameters"]["before"].is_object());
+    let list = &doc["paths"]["/api/collections/events/records"]["get"];
+    assert!(
+        list["parameters"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "$ref": "#/components/parameters/before" }))
+    );
+    let answer = &list["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(answer["properties"]["prev"].is_object());
     // Cursors are bound to their sort, and only one position may be given.
     let prev = app
         .get(
