@@ -232,6 +232,12 @@ async fn next_then_previous_walks_the_same_pages_both_ways() {
         pages.push(table_ids(&page));
     }
     assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 2]);
+    let first = href(&page, "first-page").unwrap();
+    assert!(
+        !first.contains("after=") && first.contains("sort=-year"),
+        "{first}"
+    );
+    assert_eq!(table_ids(&site.get(&first).await), pages[0]);
     let mut back = vec![table_ids(&page)];
     while let Some(prev) = href(&page, "prev-page") {
         assert!(prev.contains("before="), "{prev}");

@@ -53,6 +53,8 @@ struct RecordsPage {
     total: Option<u64>,
     next_href: Option<String>,
     prev_href: Option<String>,
+    /// Back to the start, when the page shown was reached by a cursor.
+    first_href: Option<String>,
     count_href: String,
     can_create: bool,
 }
@@ -279,6 +281,7 @@ pub async fn records_page(
         total,
         next_href,
         prev_href,
+        first_href: (after.is_some() || before.is_some()).then(|| q.href(None, q.count, &[])),
         // Counting or not keeps the visitor on the page they are on.
         count_href: {
             let position: Vec<(&str, &str)> = [("after", after), ("before", before)]
