@@ -59,16 +59,58 @@ struct RecordsPage {
     can_create: bool,
 }
 
-/// The parameters a listing keeps from link to link (paging, sorting, counting).
+/// The parameters of a listing: what it keeps from link to link (filter, sort, limit, count)
+/// and the position of the page shown.
 struct Query<'a> {
     name: &'a str,
     filter: &'a str,
     sort: &'a str,
     limit: &'a str,
     count: bool,
+    after: Option<&'a str>,
+    before: Option<&'a str>,
 }
 
 impl Query<'_> {
+    /// What to ask the records service for.
+    fn params(&self) -> Result<ListParams, AppError> {
+        let limit = match self.limit {
+            "" => None,
+            l => Some(l.parse::<u32>().map_err(|_| {
+                AppError::BadRequest("The limit must be a whole number of records.".into())
+            })?),
+        };
+        Ok(ListParams {
+            filter: Some(self.filter.to_owned()),
+            sort: Some(self.sort.to_owned()),
+            limit,
+            after: self.after.map(str::to_owned),
+            before: self.before.map(str::to_owned),
+            page: None,
+            count: self.count,
+            fields: None,
+        })
+    }
+
+    /// The page at `cursor` (`after` or `before`), if there is one.
+    fn page_href(&self, key: &str, cursor: Option<&str>) -> Option<String> {
+        cursor.map(|c| self.href(None, self.count, &[(key, c)]))
+    }
+
+    /// The first page, once a cursor is in use.
+    fn first_href(&self) -> Option<String> {
+        (self.after.is_some() || self.before.is_some()).then(|| self.href(None, self.count, &[]))
+    }
+
+    /// This page with the count switched on or off.
+    fn count_href(&self) -> String {
+        let position: Vec<(&str, &str)> = [("after", self.after), ("before", self.before)]
+            .into_iter()
+            .filter_map(|(k, v)| Some((k, v?)))
+            .collect();
+        self.href(None, !self.count, &position)
+    }
+
     /// `/c/<name>?…` with the kept parameters, `sort` replaced when given, and `extra` added.
     fn href(&self, sort: Option<&str>, count: bool, extra: &[(&str, &str)]) -> String {
         let mut pairs: Vec<(&str, &str)> = vec![
@@ -221,24 +263,10 @@ pub async fn records_page(
         sort: sort.unwrap_or(""),
         limit: limit.unwrap_or(""),
         count: matches!(count, Some("1" | "true")),
+        after,
+        before,
     };
-    let listed = match q.limit {
-        "" => Ok(None),
-        l => l.parse::<u32>().map(Some).map_err(|_| {
-            AppError::BadRequest("The limit must be a whole number of records.".into())
-        }),
-    }
-    .map(|limit| ListParams {
-        filter: filter.map(str::to_owned),
-        sort: sort.map(str::to_owned),
-        limit,
-        after: after.map(str::to_owned),
-        before: before.map(str::to_owned),
-        page: None,
-        count: q.count,
-        fields: None,
-    });
-    let listed = match listed {
+    let listed = match q.params() {
         Ok(params) => records::list(app, name, &v.caller, params).await,
         Err(e) => Err(e),
     };
@@ -254,20 +282,6 @@ pub async fn records_page(
             .map_err(|e| WebError(AppError::Internal(format!("list JSON: {e}"))))?,
         None => Vec::new(),
     };
-    let page_href = |key: &str, cursor: &Option<String>| {
-        cursor
-            .as_deref()
-            .map(|c| q.href(None, q.count, &[(key, c)]))
-    };
-    let (next_href, prev_href, total) = match &page {
-        Some(p) => (
-            page_href("after", &p.next),
-            page_href("before", &p.prev),
-            p.total,
-        ),
-        None => (None, None, None),
-    };
-    let can_create = records::check_rule(app, name, &v.caller, Operation::Create).is_ok();
     let page = RecordsPage {
         layout: v.layout(name),
         name: name.to_owned(),
@@ -278,19 +292,73 @@ pub async fn records_page(
         columns: columns(&c, &q),
         rows: rows(&c, &items),
         problem,
-        total,
-        next_href,
-        prev_href,
-        first_href: (after.is_some() || before.is_some()).then(|| q.href(None, q.count, &[])),
-        // Counting or not keeps the visitor on the page they are on.
-        count_href: {
-            let position: Vec<(&str, &str)> = [("after", after), ("before", before)]
-                .into_iter()
-                .filter_map(|(k, v)| Some((k, v?)))
-                .collect();
-            q.href(None, !q.count, &position)
-        },
-        can_create,
+        total: page.as_ref().and_then(|p| p.total),
+        next_href: q.page_href("after", page.as_ref().and_then(|p| p.next.as_deref())),
+        prev_href: q.page_href("before", page.as_ref().and_then(|p| p.prev.as_deref())),
+        first_href: q.first_href(),
+        count_href: q.count_href(),
+        can_create: records::check_rule(app, name, &v.caller, Operation::Create).is_ok(),
     };
     Ok(render(&page)?.into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn query<'a>(sort: &'a str, after: Option<&'a str>) -> Query<'a> {
+        Query {
+            name: "books",
+            filter: "title ~ \"a&b\"",
+            sort,
+            limit: "",
+            count: false,
+            after,
+            before: None,
+        }
+    }
+
+    #[test]
+    fn links_keep_the_listing_and_encode_every_value() {
+        let q = query("-year", Some("CUR"));
+        assert_eq!(
+            q.page_href("after", Some("NEXT")).unwrap(),
+            "/c/books?filter=title+%7E+%22a%26b%22&sort=-year&after=NEXT"
+        );
+        assert_eq!(
+            q.count_href(),
+            "/c/books?filter=title+%7E+%22a%26b%22&sort=-year&count=1&after=CUR"
+        );
+        assert_eq!(
+            q.first_href().unwrap(),
+            "/c/books?filter=title+%7E+%22a%26b%22&sort=-year"
+        );
+        assert_eq!(query("", None).first_href(), None);
+        let params = q.params().unwrap();
+        assert_eq!(params.after.as_deref(), Some("CUR"));
+        assert_eq!(params.limit, None);
+        let bad = Query { limit: "ten", ..q };
+        assert!(matches!(bad.params(), Err(AppError::BadRequest(_))));
+    }
+
+    #[test]
+    fn headers_toggle_the_first_sort_key() {
+        let q = query("-year,title", None);
+        let year = q.column("year", true);
+        assert_eq!(year.aria_sort, Some("descending"));
+        assert!(year.sort_href.unwrap().ends_with("&sort=year"));
+        let title = q.column("title", true);
+        assert_eq!(title.aria_sort, None);
+        assert!(title.sort_href.unwrap().ends_with("&sort=title"));
+        let q = query(" +title ", None);
+        let title = q.column("title", true);
+        assert_eq!(title.aria_sort, Some("ascending"));
+        assert!(title.sort_href.unwrap().ends_with("&sort=-title"));
+        assert_eq!(
+            query("", None).column("id", true).aria_sort,
+            Some("ascending")
+        );
+        assert_eq!(query("", None).column("meta", false).sort_href, None);
+    }
 }
