@@ -460,3 +460,32 @@ async fn a_relation_to_more_than_200_records_is_typed_as_an_id() {
             .contains("<small id=\"hint-author\">The id of a record in authors.</small>")
     );
 }
+
+#[rocket::async_test]
+async fn anonymous_visitors_can_post_where_the_create_rule_lets_anyone() {
+    let app = TestApp::spawn().await;
+    app.collection(json!({
+        "name": "guestbook",
+        "fields": [ { "name": "message", "type": "text", "required": true, "max": 140 } ],
+        "rules": { "list": "", "view": "", "create": "" }
+    }))
+    .await;
+    let site = crate::site_client::SiteClient::new(&app);
+    let form = site.get("/c/guestbook/new").await;
+    assert_eq!(form.status, 200);
+    assert!(tag(&form, "field-message").contains("type=\"text\""));
+    // The pre-sign-in CSRF token (cookie + form field) protects the form.
+    let done = site.post("/c/guestbook/new", &[("message", "hello")]).await;
+    let id = created_id(&done);
+    assert_eq!(
+        stored(&app, "guestbook", &id, "message").as_deref(),
+        Some("hello")
+    );
+    // Updates are for admins: no Edit button, and the edit form asks an anonymous visitor
+    // to sign in (an admin could).
+    let page = site.get(&format!("/c/guestbook/{id}")).await;
+    assert!(!page.body.contains("id=\"edit-record\""));
+    let edit = site.get(&format!("/c/guestbook/{id}/edit")).await;
+    assert_eq!(edit.status, 303);
+    assert!(edit.location().starts_with("/sign-in?next="));
+}

@@ -150,6 +150,13 @@ async fn the_table_has_a_column_per_field_and_shows_values_per_type() {
         "<a href=\"/c/authors/{author_id}\">{author_id}</a>"
     )));
     assert!(b.contains("2024-05-01T12:00:00.000Z"));
+    // The home page links the collection here.
+    assert!(
+        site.get("/")
+            .await
+            .body
+            .contains("<a href=\"/c/books\">books</a>")
+    );
     // Only admins may create books: no button for a visitor.
     assert!(!b.contains("id=\"new-record\""));
     let admin = admin_site(&app).await;
