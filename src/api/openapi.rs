@@ -162,9 +162,10 @@ fn collection_paths(c: &Collection, paths: &mut Map<String, Value>) {
                 "properties": {
                     "items": { "type": "array", "items": { "$ref": rec } },
                     "next": { "type": ["string", "null"], "description": "cursor for the next page" },
+                    "prev": { "type": ["string", "null"], "description": "cursor for the previous page (as before=); null on the first page" },
                     "total": { "type": "integer", "description": "only with count=true" }
                 },
-                "required": ["items", "next"]
+                "required": ["items", "next", "prev"]
             }),
         ),
     );
@@ -186,6 +187,7 @@ fn collection_paths(c: &Collection, paths: &mut Map<String, Value>) {
                     { "$ref": "#/components/parameters/sort" },
                     { "$ref": "#/components/parameters/limit" },
                     { "$ref": "#/components/parameters/after" },
+                    { "$ref": "#/components/parameters/before" },
                     { "$ref": "#/components/parameters/page" },
                     { "$ref": "#/components/parameters/count" },
                     { "$ref": "#/components/parameters/fields" }
@@ -381,6 +383,8 @@ pub fn document(collections: &[std::sync::Arc<Collection>]) -> Value {
                 "limit": { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
                 "after": { "name": "after", "in": "query", "schema": { "type": "string" },
                            "description": "opaque cursor from a previous page's next" },
+                "before": { "name": "before", "in": "query", "schema": { "type": "string" },
+                            "description": "opaque cursor from a page's prev: the page before it" },
                 "page": { "name": "page", "in": "query", "schema": { "type": "integer", "minimum": 1 } },
                 "count": { "name": "count", "in": "query", "schema": { "type": "boolean" } },
                 "fields": { "name": "fields", "in": "query", "schema": { "type": "string" },

@@ -52,7 +52,7 @@ fn list_etag(app: &App, version: u64, uri: &Origin<'_>, caller: &Caller) -> Stri
 
 #[allow(clippy::too_many_arguments)]
 #[rocket::get(
-    "/collections/<name>/records?<filter>&<sort>&<limit>&<after>&<page>&<count>&<fields>"
+    "/collections/<name>/records?<filter>&<sort>&<limit>&<after>&<before>&<page>&<count>&<fields>"
 )]
 pub async fn list_records(
     app: &State<App>,
@@ -64,6 +64,7 @@ pub async fn list_records(
     sort: Option<&str>,
     limit: Option<&str>,
     after: Option<&str>,
+    before: Option<&str>,
     page: Option<&str>,
     count: Option<&str>,
     fields: Option<&str>,
@@ -85,6 +86,7 @@ pub async fn list_records(
         sort: sort.map(str::to_string),
         limit: parse_u32("limit", limit)?,
         after: after.map(str::to_string),
+        before: before.map(str::to_string),
         page: parse_u32("page", page)?,
         count: parse_bool("count", count)?,
         fields: fields.map(str::to_string),

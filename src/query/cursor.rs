@@ -103,6 +103,12 @@ impl Cursor {
     pub fn values(&self) -> &[SqlValue] {
         &self.values
     }
+
+    /// The same position under `sort`, a sort over the same columns (its `reversed()` form):
+    /// how a `before` cursor becomes an `after` cursor of the reverse order.
+    pub fn for_sort(&self, sort: &Sort) -> Result<Cursor, QueryError> {
+        cursor_from_values(sort, self.values.clone())
+    }
 }
 
 /// Build a cursor from the values of `sort`'s keys (in key order), e.g. read from the last

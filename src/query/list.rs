@@ -3,7 +3,9 @@
 //!
 //! Typical use: `parse_filter` → `parse_sort` → `Cursor::decode` → `list_sql` → run it →
 //! keep the first `limit` rows → if a further row came back, `cursor_after_row` on the last
-//! kept row and hand out `Cursor::encode`.
+//! kept row and hand out `Cursor::encode`. A `before` cursor runs the same queries in the
+//! reverse order (see `Sort::reversed`): the rows come nearest first and the caller reverses
+//! the page.
 
 use rusqlite::types::Value as SqlValue;
 
@@ -23,6 +25,10 @@ pub struct ListSpec<'a> {
     pub sort: &'a Sort,
     /// Only rows strictly after this position (keyset pagination).
     pub after: Option<&'a Cursor>,
+    /// Only rows strictly before this position, read backwards: the statements order by
+    /// `sort.reversed()`, so they give the nearest rows first and the caller reverses the
+    /// page. At most one of `after` and `before`.
+    pub before: Option<&'a Cursor>,
     /// Rows wanted (the caller keeps it within 1..=its page-size cap); the query asks for
     /// `limit + 1` so the caller learns whether more follow.
     pub limit: u32,
@@ -116,8 +122,20 @@ pub fn list_sql(
         ));
     }
 
-    let segments = match spec.after {
-        Some(cursor) => keyset_segments(collection, spec.sort, cursor)?
+    // Rows before a cursor are the rows after it in the reverse order.
+    let (sort, reversed_cursor) = match (spec.after, spec.before) {
+        (Some(_), Some(_)) => {
+            return Err(QueryError::new(0, "use either after or before, not both"));
+        }
+        (_, Some(before)) => {
+            let reversed = spec.sort.reversed();
+            let cursor = before.for_sort(&reversed)?;
+            (std::borrow::Cow::Owned(reversed), Some(cursor))
+        }
+        _ => (std::borrow::Cow::Borrowed(spec.sort), None),
+    };
+    let segments = match reversed_cursor.as_ref().or(spec.after) {
+        Some(cursor) => keyset_segments(collection, &sort, cursor)?
             .into_iter()
             .map(Some)
             .collect(),
@@ -141,7 +159,7 @@ pub fn list_sql(
         }
         push_where(&mut sql, &clauses);
         sql.push_str(" ORDER BY ");
-        sql.push_str(&order_by_sql(collection, spec.sort));
+        sql.push_str(&order_by_sql(collection, &sort));
         sql.push_str(&limit);
         statements.push((sql, params));
     }
@@ -233,6 +251,7 @@ mod tests {
             rule: Some(&rule),
             sort: &sort,
             after: Some(&cursor),
+            before: None,
             limit: 10,
             offset: None,
             columns: &columns,
@@ -276,6 +295,56 @@ mod tests {
     }
 
     #[test]
+    fn list_sql_before_a_cursor_reads_the_reverse_order_from_it() {
+        let c = posts();
+        let sort = parse_sort("title", &c).unwrap();
+        let cursor = crate::query::cursor_from_values(
+            &sort,
+            vec![SqlValue::Text("m".into()), SqlValue::Text("01X".into())],
+        )
+        .unwrap();
+        let columns = vec!["id".to_owned()];
+        let spec = ListSpec {
+            filter: None,
+            rule: None,
+            sort: &sort,
+            after: None,
+            before: Some(&cursor),
+            limit: 2,
+            offset: None,
+            columns: &columns,
+        };
+        let statements = list_sql(&c, &spec, &vars(None)).unwrap();
+        // Descending from "m": the smaller titles, then the NULLs, which sort first ascending
+        // and so come last read backwards.
+        assert_eq!(statements.len(), 2);
+        let select = r#"SELECT "posts"."id" AS "id", "posts"."title" AS "title" FROM "posts" "#;
+        let order = r#" ORDER BY "posts"."title" DESC, "posts"."id" DESC LIMIT 3"#;
+        assert_eq!(
+            statements[0].0,
+            format!(
+                "{select}{}{order}",
+                concat!(
+                    r#"WHERE ("posts"."title" <= ? AND (("posts"."title" < ?) OR "#,
+                    r#"("posts"."title" = ? AND "posts"."id" < ?)))"#
+                )
+            )
+        );
+        assert_eq!(
+            statements[1].0,
+            format!(r#"{select}WHERE ("posts"."title" IS NULL){order}"#)
+        );
+        let both = ListSpec {
+            after: Some(&cursor),
+            ..spec
+        };
+        assert_eq!(
+            list_sql(&c, &both, &vars(None)).unwrap_err().message,
+            "use either after or before, not both"
+        );
+    }
+
+    #[test]
     fn list_sql_without_conditions_has_no_where_and_selects_every_column() {
         let c = posts();
         let sort = Sort::default();
@@ -284,6 +353,7 @@ mod tests {
             rule: None,
             sort: &sort,
             after: None,
+            before: None,
             limit: u32::MAX,
             offset: None,
             columns: &[],
@@ -304,6 +374,7 @@ mod tests {
             rule: None,
             sort: &sort,
             after: None,
+            before: None,
             limit: 1,
             offset: None,
             columns: &columns,

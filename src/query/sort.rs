@@ -65,6 +65,23 @@ impl Sort {
         self.keys.iter().map(|k| k.field.as_str())
     }
 
+    /// The same keys with every direction flipped: exactly the reverse order, because SQLite's
+    /// NULL placement flips with the direction too (first ascending, last descending) and
+    /// the `id` tiebreaker keeps the order total. Reading "after" a cursor in this order reads
+    /// the rows before it, nearest first.
+    pub fn reversed(&self) -> Sort {
+        Sort {
+            keys: self
+                .keys
+                .iter()
+                .map(|k| SortKey {
+                    descending: !k.descending,
+                    ..k.clone()
+                })
+                .collect(),
+        }
+    }
+
     /// A short hash of the canonical spec; a cursor carries it to detect a changed sort.
     pub(crate) fn fingerprint(&self) -> String {
         let digest = Sha256::digest(self.to_string().as_bytes());
@@ -194,6 +211,15 @@ mod tests {
         assert!(sort.keys()[0].descending());
         assert_eq!(sort.columns().collect::<Vec<_>>(), ["year", "id"]);
         assert_eq!(Sort::default().to_string(), "id");
+    }
+
+    #[test]
+    fn reversing_flips_every_key_and_twice_gives_the_sort_back() {
+        let sort = parse_sort("-created,title", &posts()).unwrap();
+        assert_eq!(sort.reversed().to_string(), "created,-title,-id");
+        assert_eq!(sort.reversed().reversed(), sort);
+        assert_ne!(sort.reversed().fingerprint(), sort.fingerprint());
+        assert_eq!(Sort::default().reversed().to_string(), "-id");
     }
 
     #[test]

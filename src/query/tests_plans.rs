@@ -21,6 +21,7 @@ fn list_statements_are_not_re_prepared_between_runs() {
             rule: None,
             sort: &sort,
             after: None,
+            before: None,
             limit: 20,
             offset,
             columns: &[],
@@ -60,30 +61,41 @@ fn keyset_pages_are_index_ranges() {
             vec![value, text("01HZZZZZZZZZZZZZZZZZZZZZZZ")],
         )
         .unwrap();
-        let spec = crate::query::ListSpec {
-            filter: None,
-            rule: None,
-            sort: &sort,
-            after: Some(&cursor),
-            limit: 20,
-            offset: None,
-            columns: &[],
-        };
-        let mut plan: Vec<String> = Vec::new();
-        for (sql, params) in crate::query::list_sql(&c, &spec, &vars(None)).unwrap() {
-            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            plan.extend(
-                stmt.query_map(rusqlite::params_from_iter(params), |r| {
-                    r.get::<_, String>(3)
-                })
-                .unwrap()
-                .map(Result::unwrap),
+        // Pages before a cursor walk the same index the other way.
+        for backwards in [false, true] {
+            let spec = crate::query::ListSpec {
+                filter: None,
+                rule: None,
+                sort: &sort,
+                after: (!backwards).then_some(&cursor),
+                before: backwards.then_some(&cursor),
+                limit: 20,
+                offset: None,
+                columns: &[],
+            };
+            let mut plan: Vec<String> = Vec::new();
+            for (sql, params) in crate::query::list_sql(&c, &spec, &vars(None)).unwrap() {
+                let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                plan.extend(
+                    stmt.query_map(rusqlite::params_from_iter(params), |r| {
+                        r.get::<_, String>(3)
+                    })
+                    .unwrap()
+                    .map(Result::unwrap),
+                );
+            }
+            let scans: Vec<&String> = plan
+                .iter()
+                .filter(|l| l.contains("posts") && !l.contains("SEARCH"))
+                .collect();
+            assert!(
+                scans.is_empty(),
+                "{spec_text} (backwards: {backwards}): full scans in {plan:#?}"
+            );
+            assert!(
+                !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+                "{spec_text} (backwards: {backwards}): a sort step in {plan:#?}"
             );
         }
-        let scans: Vec<&String> = plan
-            .iter()
-            .filter(|l| l.contains("posts") && !l.contains("SEARCH"))
-            .collect();
-        assert!(scans.is_empty(), "{spec_text}: full scans in {plan:#?}");
     }
 }

@@ -250,6 +250,7 @@ fn count_and_list_apply_filter_and_rule_together() {
         rule: Some(&rule),
         sort: &sort,
         after: None,
+        before: None,
         limit: 10,
         offset: None,
         columns: &columns,
@@ -331,6 +332,7 @@ fn page(
         rule: None,
         sort,
         after,
+        before: None,
         limit,
         offset: None,
         columns: &["id".to_owned(), "title".to_owned()],
@@ -410,6 +412,126 @@ fn keyset_pages_visit_every_row_once_in_plain_order() {
     }
 }
 
+/// The page of up to `limit` rows before `before`, as the records service reads it: the
+/// statements give the nearest rows first; reversed, with the cursor of the page's first row
+/// when more rows lie before it.
+fn page_before(
+    conn: &Connection,
+    sort: &Sort,
+    filter: Option<&Expr>,
+    before: &Cursor,
+    limit: u32,
+) -> (Vec<String>, Option<String>) {
+    let c = posts();
+    let spec = ListSpec {
+        filter,
+        rule: None,
+        sort,
+        after: None,
+        before: Some(before),
+        limit,
+        offset: None,
+        columns: &["id".to_owned(), "title".to_owned()],
+    };
+    let mut ids = Vec::new();
+    let mut first = None;
+    let mut prev = None;
+    'statements: for (sql, params) in list_sql(&c, &spec, &vars(None)).unwrap() {
+        let mut stmt = conn.prepare(&sql).unwrap();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params)).unwrap();
+        while let Some(row) = rows.next().unwrap() {
+            if ids.len() == limit as usize {
+                prev = first.take();
+                break 'statements;
+            }
+            ids.push(row.get::<_, String>("id").unwrap());
+            // Cursors are made for the sort the client asked for, not the reversed one.
+            first = Some(cursor_after_row(sort, row).unwrap());
+        }
+    }
+    ids.reverse();
+    (ids, prev.map(|c: Cursor| c.encode()))
+}
+
+/// The cursor of row `id` under `sort`, read from the table.
+fn cursor_of(conn: &Connection, sort: &Sort, id: &str) -> Cursor {
+    let columns: Vec<String> = sort.columns().map(str::to_owned).collect();
+    let select = columns
+        .iter()
+        .map(|c| crate::schema::quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    conn.query_row(
+        &format!("SELECT {select} FROM posts WHERE id = ?1"),
+        [id],
+        |row| cursor_after_row(sort, row),
+    )
+    .unwrap()
+}
+
+#[test]
+fn pages_before_a_cursor_walk_back_through_the_same_pages_in_plain_order() {
+    let (_dir, conn) = posts_db();
+    let mut rng = Lcg(5);
+    for i in 0..50 {
+        random_row(&conn, &mut rng, &format!("r{i:03}"));
+    }
+    let c = posts();
+    let filters = [
+        None,
+        Some(parse_filter("year != 2020 || title = null", &c).unwrap()),
+    ];
+    for spec in SORTS {
+        let sort = parse_sort(spec, &c).unwrap();
+        for filter in &filters {
+            let expected = plain_order(&conn, &sort, filter.as_ref());
+            // Before the row at every position: exactly the rows ahead of it in plain order.
+            for (i, id) in expected.iter().enumerate() {
+                let at = cursor_of(&conn, &sort, id);
+                let (ids, prev) = page_before(&conn, &sort, filter.as_ref(), &at, 100);
+                assert_eq!(ids, expected[..i], "sort {spec:?}, before {id}");
+                assert!(prev.is_none());
+            }
+            for limit in [1, 3, 7] {
+                // Forward pages through `after` cursors, as the Next link walks them.
+                let mut forward = Vec::new();
+                let mut cursor: Option<Cursor> = None;
+                loop {
+                    let (ids, next) = page(&conn, &sort, filter.as_ref(), cursor.as_ref(), limit);
+                    forward.push(ids);
+                    match next {
+                        Some(text) => cursor = Some(Cursor::decode(&text, &sort).unwrap()),
+                        None => break,
+                    }
+                }
+                // Back from the last page through `before` cursors (the Previous link: the
+                // first row of the page shown) gives the same pages in reverse.
+                let mut backward = vec![forward.last().unwrap().clone()];
+                let mut before = forward
+                    .last()
+                    .unwrap()
+                    .first()
+                    .map(|id| cursor_of(&conn, &sort, id));
+                while let Some(at) = before {
+                    let (ids, prev) = page_before(&conn, &sort, filter.as_ref(), &at, limit);
+                    backward.push(ids);
+                    before = prev.map(|text| Cursor::decode(&text, &sort).unwrap());
+                }
+                if forward.len() == 1 && !forward[0].is_empty() {
+                    // With a single page, "before its first row" is the empty page.
+                    assert_eq!(backward.pop(), Some(Vec::new()));
+                }
+                backward.reverse();
+                assert_eq!(
+                    backward, forward,
+                    "sort {spec:?}, limit {limit}, filter {filter:?}"
+                );
+                assert_eq!(backward.concat(), expected);
+            }
+        }
+    }
+}
+
 #[test]
 fn keyset_pages_stay_exact_while_rows_are_inserted() {
     let c = posts();
@@ -484,6 +606,7 @@ fn offset_pages_follow_the_same_order() {
         rule: None,
         sort: &sort,
         after: None,
+        before: None,
         limit: 5,
         offset: Some(10),
         columns: &[],

@@ -30,29 +30,40 @@ pub struct ListParams {
     pub sort: Option<String>,
     pub limit: Option<u32>,
     pub after: Option<String>,
+    /// The page before this cursor (the `prev` of a page), read backwards.
+    pub before: Option<String>,
     pub page: Option<u32>,
     pub count: bool,
     pub fields: Option<String>,
 }
 
-/// One page of a list: the records as a JSON array, the cursor of the next page, the total.
+/// One page of a list: the records as a JSON array, the cursors of the next and previous
+/// pages, the total.
 #[derive(Debug)]
 pub struct ListPage {
     pub items: Vec<u8>,
     pub next: Option<String>,
+    /// A `before` cursor for the page ahead of this one; `None` on the first page.
+    pub prev: Option<String>,
     pub total: Option<u64>,
 }
 
 impl ListPage {
-    /// `{"items":[…],"next":…[,"total":n]}`.
+    /// `{"items":[…],"next":…,"prev":…[,"total":n]}`.
     pub fn to_json(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.items.len() + 64);
         out.extend_from_slice(b"{\"items\":");
         out.extend_from_slice(&self.items);
-        out.extend_from_slice(b",\"next\":");
-        match &self.next {
-            Some(n) => out.extend_from_slice(format!("\"{n}\"").as_bytes()),
-            None => out.extend_from_slice(b"null"),
+        // Cursors are base64url: nothing in them needs escaping.
+        for (key, cursor) in [
+            (&b",\"next\":"[..], &self.next),
+            (b",\"prev\":", &self.prev),
+        ] {
+            out.extend_from_slice(key);
+            match cursor {
+                Some(c) => out.extend_from_slice(format!("\"{c}\"").as_bytes()),
+                None => out.extend_from_slice(b"null"),
+            }
         }
         if let Some(t) = self.total {
             out.extend_from_slice(format!(",\"total\":{t}").as_bytes());
@@ -264,13 +275,18 @@ pub async fn list(
         .limit
         .unwrap_or(app.settings.default_page_size)
         .clamp(1, app.settings.max_page_size);
-    if p.after.is_some() && p.page.is_some() {
+    let positions = [p.after.is_some(), p.before.is_some(), p.page.is_some()];
+    if positions.iter().filter(|given| **given).count() > 1 {
         return Err(AppError::BadRequest(
-            "use either after or page, not both".into(),
+            "use only one of after, before and page".into(),
         ));
     }
     let after = match p.after.as_deref() {
         Some(a) => Some(query::Cursor::decode(a, &sort).map_err(|e| AppError::query("after", e))?),
+        None => None,
+    };
+    let before = match p.before.as_deref() {
+        Some(b) => Some(query::Cursor::decode(b, &sort).map_err(|e| AppError::query("before", e))?),
         None => None,
     };
     let offset = match p.page {
@@ -284,6 +300,7 @@ pub async fn list(
         rule: rule.as_ref(),
         sort: &sort,
         after: after.as_ref(),
+        before: before.as_ref(),
         limit,
         offset,
         columns: &columns,
@@ -297,13 +314,20 @@ pub async fn list(
     } else {
         None
     };
+    // Rows before a cursor come nearest first and are put back in order at the end.
+    let backwards = before.is_some();
+    // Whether a page lies ahead of this one (a forward page reached by cursor or number).
+    let paged = after.is_some() || offset.is_some_and(|o| o > 0);
     let c2 = c.clone();
-    let (items, next, total) = app
+    let (items, next, prev, total) = app
         .db
         .read(move |conn| {
             let mut items = Vec::with_capacity(256 * limit as usize);
             items.push(b'[');
+            // Backwards, each row's JSON is kept apart until the order is known.
+            let mut reversed: Vec<Vec<u8>> = Vec::new();
             let mut n = 0;
+            let mut first_cursor = None;
             let mut last_cursor = None;
             let mut more = false;
             let reader = schema::RowReader::new(&c2, &columns);
@@ -319,22 +343,41 @@ pub async fn list(
                         more = true;
                         break 'statements;
                     }
-                    if n > 0 {
-                        items.push(b',');
+                    if backwards {
+                        let mut one = Vec::with_capacity(256);
+                        reader.write_json(row, &mut one).map_err(DbError::from)?;
+                        reversed.push(one);
+                    } else {
+                        if n > 0 {
+                            items.push(b',');
+                        }
+                        reader.write_json(row, &mut items).map_err(DbError::from)?;
                     }
-                    reader.write_json(row, &mut items).map_err(DbError::from)?;
                     n += 1;
+                    if n == 1 && (backwards || paged) {
+                        first_cursor =
+                            Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
+                    }
                     if n == limit {
                         last_cursor =
                             Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
                     }
                 }
             }
+            for (i, one) in reversed.iter().rev().enumerate() {
+                if i > 0 {
+                    items.push(b',');
+                }
+                items.extend_from_slice(one);
+            }
             items.push(b']');
-            let next = if more {
-                last_cursor.map(|c| c.encode())
+            let beyond = if more { last_cursor } else { None };
+            // Read backwards, the first row read is the page's last and the row past the
+            // page lies before it; forwards the other way round.
+            let (next, prev) = if backwards {
+                (first_cursor, beyond)
             } else {
-                None
+                (beyond, first_cursor)
             };
             let total = match count {
                 Some((sql, params)) => Some(
@@ -346,10 +389,20 @@ pub async fn list(
                 ),
                 None => None,
             };
-            Ok::<_, AppError>((items, next, total))
+            Ok::<_, AppError>((
+                items,
+                next.map(|c| c.encode()),
+                prev.map(|c| c.encode()),
+                total,
+            ))
         })
         .await?;
-    Ok(ListPage { items, next, total })
+    Ok(ListPage {
+        items,
+        next,
+        prev,
+        total,
+    })
 }
 
 /// One record visible to `caller`, or 404.
@@ -360,9 +413,32 @@ pub async fn get(
     caller: &Caller,
     fields: Option<&str>,
 ) -> Result<Vec<u8>, AppError> {
+    get_as(app, name, id, caller, Operation::View, fields).await
+}
+
+/// One record (every column) as the rule of `op` lets `caller` reach it, or 404: `View` to
+/// show it, `Update` for an edit form, `Delete` for a confirmation page.
+pub async fn get_for(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+    op: Operation,
+) -> Result<Vec<u8>, AppError> {
+    get_as(app, name, id, caller, op, None).await
+}
+
+async fn get_as(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+    op: Operation,
+    fields: Option<&str>,
+) -> Result<Vec<u8>, AppError> {
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
-    let access = access(&c, Operation::View, caller, not_found)?;
+    let access = access(&c, op, caller, denial(op))?;
     let columns =
         query::parse_fields(fields.unwrap_or(""), &c).map_err(|e| AppError::query("fields", e))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
@@ -374,6 +450,82 @@ pub async fn get(
 
 fn not_found() -> AppError {
     AppError::NotFound
+}
+
+/// How `op` refuses a signed-in caller its rule shuts out: operations on one record answer
+/// 404 (a forbidden record looks absent), list and create 403.
+fn denial(op: Operation) -> fn() -> AppError {
+    match op {
+        Operation::List | Operation::Create => forbidden,
+        Operation::View | Operation::Update | Operation::Delete => not_found,
+    }
+}
+
+/// Whether `caller` may attempt `op` in collection `name` at all, failing as the operation
+/// itself would when the rule shuts the caller out (401 anonymous; 403 or 404 signed in). A
+/// filter rule passes here: the record decides.
+pub fn check_rule(app: &App, name: &str, caller: &Caller, op: Operation) -> Result<(), AppError> {
+    let entry = app.collections.get(name)?;
+    access(&entry.collection, op, caller, denial(op)).map(|_| ())
+}
+
+/// What `caller` may do with one record: for showing or hiding buttons. The writes check again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allowed {
+    pub update: bool,
+    pub delete: bool,
+}
+
+/// Whether the update and delete rules let `caller` change the record `id` as it is now.
+pub async fn allowed(
+    app: &App,
+    name: &str,
+    id: &str,
+    caller: &Caller,
+) -> Result<Allowed, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = entry.collection.clone();
+    let mut rules = Vec::with_capacity(2);
+    for op in [Operation::Update, Operation::Delete] {
+        rules.push(match access(&c, op, caller, not_found) {
+            Ok(a) => Some(RuleSql::compile(&c, &a, caller)?),
+            Err(_) => None,
+        });
+    }
+    let id = id.to_string();
+    app.db
+        .read(move |conn| {
+            let mut out = [false, false];
+            for (slot, rule) in out.iter_mut().zip(&rules) {
+                if let Some(rule) = rule {
+                    *slot = satisfies(conn, &c, &id, rule)?;
+                }
+            }
+            Ok(Allowed {
+                update: out[0],
+                delete: out[1],
+            })
+        })
+        .await
+}
+
+/// Every problem `input` has as a new record (`create`) or as changes, without writing: lets a
+/// form show the service's messages beside fields whose inputs did convert while others did
+/// not. Relation targets and unique values are only checked by the write itself.
+pub fn validation_errors(
+    app: &App,
+    name: &str,
+    input: &Map<String, Value>,
+    create: bool,
+) -> Result<std::collections::BTreeMap<String, String>, AppError> {
+    let entry = app.collections.get(name)?;
+    let c = &entry.collection;
+    let checked = if create {
+        schema::validate_create(c, input)
+    } else {
+        schema::validate_update(c, input)
+    };
+    Ok(checked.err().map(|e| e.0).unwrap_or_default())
 }
 
 /// The strong ETag of a record: a hash of its JSON (all columns, as `get` answers it).
@@ -551,3 +703,7 @@ pub async fn delete(
     })
     .await
 }
+
+#[cfg(test)]
+#[path = "records_tests.rs"]
+mod tests;

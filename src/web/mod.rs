@@ -7,6 +7,7 @@ mod assets;
 mod auth_pages;
 mod home;
 mod page;
+mod records;
 mod visitor;
 
 use rocket::{Build, Rocket};
@@ -30,6 +31,14 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
                 auth_pages::sign_out,
                 auth_pages::setup_page,
                 auth_pages::setup_submit,
+                records::records_page,
+                records::view_record_page,
+                records::new_record_page,
+                records::new_record_submit,
+                records::edit_record_page,
+                records::edit_record_submit,
+                records::delete_record_page,
+                records::delete_record_submit,
             ]),
         )
         .mount("/", traced(admin::routes()))

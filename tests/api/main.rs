@@ -16,3 +16,5 @@ mod site_admin;
 mod site_admin_collections;
 mod site_admin_users;
 mod site_client;
+mod site_record_forms;
+mod site_records;

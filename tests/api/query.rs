@@ -245,3 +245,75 @@ async fn cursor_pagination_is_stable_while_rows_are_inserted() {
         .await;
     assert_eq!(mismatch.status, 400, "a cursor is bound to its sort");
 }
+
+#[rocket::async_test]
+async fn before_cursors_walk_back_through_the_pages_that_next_walked_forward() {
+    let app = TestApp::spawn().await;
+    app.collection(json!({
+        "name": "events",
+        "fields": [ { "name": "n", "type": "number", "integer": true }, { "name": "grp", "type": "text" } ],
+        "rules": { "list": "" }
+    }))
+    .await;
+    for i in 0..11 {
+        let grp = (i % 3 != 0).then(|| format!("g{}", i % 4));
+        app.record("events", json!({ "n": i, "grp": grp })).await;
+    }
+    let base = "/api/collections/events/records?sort=-grp,n&limit=4";
+    let first = app.get(base, None).await;
+    assert_eq!(
+        first.json["prev"],
+        json!(null),
+        "the first page has no prev"
+    );
+    let mut forward = vec![column(&first.json, "id")];
+    let mut page = first.json;
+    while let Some(next) = page["next"].as_str() {
+        page = app
+            .get(&format!("{base}&after={}", enc(next)), None)
+            .await
+            .json;
+        forward.push(column(&page, "id"));
+    }
+    assert_eq!(forward.len(), 3);
+    let mut backward = vec![column(&page, "id")];
+    while let Some(prev) = page["prev"].as_str() {
+        let r = app.get(&format!("{base}&before={}", enc(prev)), None).await;
+        assert_eq!(r.status, 200, "{:?}", r.json);
+        page = r.json;
+        backward.push(column(&page, "id"));
+        assert!(page["next"].is_string(), "a page before another has a next");
+    }
+    backward.reverse();
+    assert_eq!(backward, forward);
+    // The OpenAPI document describes the parameter and the cursor.
+    let doc = app.get("/api/openapi.json", None).await.json;
+    assert!(doc["components"]["parameters"]["before"].is_object());
+    let list = &doc["paths"]["/api/collections/events/records"]["get"];
+    assert!(
+        list["parameters"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({ "$ref": "#/components/parameters/before" }))
+    );
+    let answer = &list["responses"]["200"]["content"]["application/json"]["schema"];
+    assert!(answer["properties"]["prev"].is_object());
+    // Cursors are bound to their sort, and only one position may be given.
+    let prev = app
+        .get(
+            &format!("{base}&after={}", enc(page["next"].as_str().unwrap())),
+            None,
+        )
+        .await;
+    let cursor = prev.json["prev"].as_str().unwrap();
+    for query in [
+        format!("sort=n&before={}", enc(cursor)),
+        format!("sort=-grp,n&before={0}&after={0}", enc(cursor)),
+        format!("sort=-grp,n&before={}&page=2", enc(cursor)),
+    ] {
+        let r = app
+            .get(&format!("/api/collections/events/records?{query}"), None)
+            .await;
+        assert_eq!(r.status, 400, "{query}: {:?}", r.json);
+    }
+}

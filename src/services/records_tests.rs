@@ -1,0 +1,179 @@
+//! Tests of the records service's helpers for the site (rules per operation, buttons, form
+//! validation) against a real `App` on a fresh data dir.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::json;
+
+use super::*;
+use crate::auth::{PasswordParams, Role};
+use crate::config::Settings;
+use crate::services::identity::{self, Actor};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: App,
+    admin: Caller,
+    owner: Caller,
+    other: Caller,
+    /// A note owned by `owner`.
+    note: String,
+}
+
+fn caller(user: crate::auth::User) -> Caller {
+    Caller {
+        user: Some(user),
+        ..Caller::anonymous()
+    }
+}
+
+/// `notes`: anyone views, owners update, admins delete, admins create.
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = Settings::defaults(dir.path());
+    settings.password = PasswordParams::insecure_fast();
+    let app = App::start(settings).await.unwrap();
+    let mut users = Vec::new();
+    for (email, role) in [
+        ("admin@example.com", Role::Admin),
+        ("owner@example.com", Role::User),
+        ("other@example.com", Role::User),
+    ] {
+        let user = identity::create_user(&app, None, email, "a-long-passphrase", role)
+            .await
+            .unwrap();
+        users.push(caller(user));
+    }
+    let spec = serde_json::from_value(json!({
+        "name": "notes",
+        "fields": [
+            { "name": "title", "type": "text", "required": true, "max": 10 },
+            { "name": "n", "type": "number", "integer": true },
+            { "name": "owner", "type": "text" }
+        ],
+        "rules": { "list": "", "view": "", "update": "owner = @me" }
+    }))
+    .unwrap();
+    let actor = Actor {
+        user_id: None,
+        ip: None,
+    };
+    app.collections.create(actor, spec).await.unwrap();
+    let [admin, owner, other] = <[Caller; 3]>::try_from(users).ok().unwrap();
+    let input = json!({ "title": "mine", "owner": owner.user_id().unwrap() });
+    let note = create(&app, "notes", &admin, input.as_object().unwrap().clone())
+        .await
+        .unwrap()
+        .id;
+    Fixture {
+        _dir: dir,
+        app,
+        admin,
+        owner,
+        other,
+        note,
+    }
+}
+
+#[tokio::test]
+async fn allowed_follows_the_update_and_delete_rules_for_the_record_as_it_is() {
+    let f = fixture().await;
+    let ask = |who: &Caller, id: &str| {
+        let (app, who, id) = (&f.app, who.clone(), id.to_string());
+        async move { allowed(app, "notes", &id, &who).await.unwrap() }
+    };
+    let both = Allowed {
+        update: true,
+        delete: true,
+    };
+    assert_eq!(ask(&f.admin, &f.note).await, both);
+    assert_eq!(
+        ask(&f.owner, &f.note).await,
+        Allowed {
+            update: true,
+            delete: false
+        }
+    );
+    assert_eq!(ask(&f.other, &f.note).await, Allowed::default());
+    assert_eq!(ask(&Caller::anonymous(), &f.note).await, Allowed::default());
+    // A record that does not exist allows nothing, even to an admin.
+    assert_eq!(ask(&f.admin, "01NOSUCHRECORD").await, Allowed::default());
+}
+
+#[tokio::test]
+async fn get_for_reaches_a_record_through_the_rule_of_the_operation() {
+    let f = fixture().await;
+    let get = |who: &Caller, op| {
+        let (app, who, id) = (&f.app, who.clone(), f.note.clone());
+        async move { get_for(app, "notes", &id, &who, op).await }
+    };
+    let shown: Value =
+        serde_json::from_slice(&get(&f.other, Operation::View).await.unwrap()).unwrap();
+    assert_eq!(shown["title"], "mine");
+    assert!(shown.get("created").is_some());
+    assert!(matches!(
+        get(&f.other, Operation::Update).await,
+        Err(AppError::NotFound)
+    ));
+    assert!(get(&f.owner, Operation::Update).await.is_ok());
+    assert!(matches!(
+        get(&f.owner, Operation::Delete).await,
+        Err(AppError::NotFound)
+    ));
+    assert!(matches!(
+        get(&Caller::anonymous(), Operation::Delete).await,
+        Err(AppError::Unauthorized(_))
+    ));
+}
+
+#[tokio::test]
+async fn check_rule_refuses_as_the_operation_itself_would() {
+    let f = fixture().await;
+    let check = |who: &Caller, op| check_rule(&f.app, "notes", who, op);
+    assert!(check(&f.admin, Operation::Create).is_ok());
+    assert!(matches!(
+        check(&f.owner, Operation::Create),
+        Err(AppError::Forbidden(_))
+    ));
+    assert!(matches!(
+        check(&Caller::anonymous(), Operation::Create),
+        Err(AppError::Unauthorized(_))
+    ));
+    assert!(matches!(
+        check(&f.owner, Operation::Delete),
+        Err(AppError::NotFound)
+    ));
+    // A filter rule is for the record to decide.
+    assert!(check(&f.other, Operation::Update).is_ok());
+    assert!(check(&Caller::anonymous(), Operation::List).is_ok());
+    assert!(matches!(
+        check_rule(&f.app, "nope", &f.admin, Operation::List),
+        Err(AppError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn validation_errors_lists_every_problem_without_writing() {
+    let f = fixture().await;
+    let input = json!({ "title": "far too long a title", "n": 1.5, "bogus": 1 });
+    let errors = validation_errors(&f.app, "notes", input.as_object().unwrap(), true).unwrap();
+    assert_eq!(
+        errors.keys().collect::<Vec<_>>(),
+        ["bogus", "n", "title"],
+        "{errors:?}"
+    );
+    // As changes, a missing required field is no problem.
+    let partial = json!({ "n": 2 });
+    assert!(
+        validation_errors(&f.app, "notes", partial.as_object().unwrap(), false)
+            .unwrap()
+            .is_empty()
+    );
+    let missing = validation_errors(&f.app, "notes", &Map::new(), true).unwrap();
+    assert_eq!(missing.get("title").map(String::as_str), Some("required"));
+    let listed = list(&f.app, "notes", &f.admin, ListParams::default())
+        .await
+        .unwrap();
+    let items: Value = serde_json::from_slice(&listed.items).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 1);
+}
