@@ -14,6 +14,22 @@ use tokio::sync::mpsc;
 /// Most jobs grouped into one transaction; bounds the latency one commit adds.
 const MAX_BATCH: usize = 256;
 
+/// WAL size (frames) at which the writer copies the WAL itself, whatever the checkpointer
+/// thread is doing: 16,384 pages, 64 MiB. Normally the checkpointer asks for the final copy
+/// long before (see `db::checkpointer`); this bound holds even when that thread gets no CPU.
+pub(crate) const WAL_LIMIT_FRAMES: i64 = 16_384;
+
+thread_local! {
+    /// Frames in the WAL after the writer's last commit (set by SQLite's WAL hook, which runs
+    /// on this thread inside `COMMIT`).
+    static WAL_FRAMES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+fn note_wal_size(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(i64::from(frames));
+    Ok(())
+}
+
 /// Delivers a job's result once the fate of its transaction is known.
 pub(crate) type Finish = Box<dyn FnOnce(Result<(), CommitFailed>) + Send>;
 
@@ -69,6 +85,7 @@ pub(crate) fn spawn(
     std::thread::Builder::new()
         .name("onebox-writer".into())
         .spawn(move || {
+            conn.wal_hook(Some(note_wal_size));
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(job) = rx.blocking_recv() {
                 let mut exclusive = None;
@@ -101,14 +118,20 @@ pub(crate) fn spawn(
                     }
                     let _ = conn.pragma_update(None, "foreign_keys", "ON");
                 }
-                if finish_checkpoint.swap(false, Ordering::Relaxed) {
-                    // The checkpointer has copied all but the tail of a large WAL. Copy the
-                    // rest here, where no write can be in progress, so that the next
-                    // transaction starts the WAL over (see `db::checkpointer`).
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "checkpoint failed");
-                    }
+                // Copy the rest of the WAL here, where no write can be in progress, so that the
+                // next transaction starts the WAL over: PASSIVE when the checkpointer has
+                // copied all but the tail; at the limit RESTART, which waits (busy timeout) for
+                // a checkpointer pass still running and for readers of old snapshots, so the
+                // WAL stays bounded under any load at the cost of a pause in writes.
+                let mode = if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
+                    Some("PRAGMA wal_checkpoint(RESTART)")
+                } else if finish_checkpoint.swap(false, Ordering::Relaxed) {
+                    Some("PRAGMA wal_checkpoint(PASSIVE)")
+                } else {
+                    None
+                };
+                if let Some(Err(e)) = mode.map(|sql| conn.query_row(sql, [], |_| Ok(()))) {
+                    tracing::warn!(error = %e, "checkpoint failed");
                 }
             }
             tracing::debug!("writer stopped");
