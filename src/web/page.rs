@@ -152,8 +152,21 @@ fn error_page(req: &Request<'_>, problem: Problem) -> Page {
 impl<'r> Responder<'r, 'static> for WebError {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         let id = RequestMeta::of(req).id.clone();
-        error_page(req, Problem::from_error(self.0, id)).respond_to(req)
+        page_for(req, Problem::from_error(self.0, id)).respond_to(req)
     }
+}
+
+/// The answer to a failed page: a visitor who must sign in first is sent to the sign-in page
+/// (and back here afterwards) when they asked with GET; anything else is the error page.
+fn page_for(req: &Request<'_>, problem: Problem) -> Answer {
+    if problem.status == 401 && req.method() == rocket::http::Method::Get {
+        let next = req.uri().to_string();
+        return Answer::Redirect(Redirect::to(format!(
+            "/sign-in?next={}",
+            urlencoding(&next)
+        )));
+    }
+    Answer::Page(error_page(req, problem))
 }
 
 /// The catcher for everything outside `/api`: not signed in → the sign-in page (coming back
@@ -165,14 +178,7 @@ pub fn html_catcher(status: Status, req: &Request<'_>) -> Answer {
         Some(err) => Problem::from_error(err, id),
         None => Problem::for_status(status, id),
     };
-    if problem.status == 401 && req.method() == rocket::http::Method::Get {
-        let next = req.uri().to_string();
-        return Answer::Redirect(Redirect::to(format!(
-            "/sign-in?next={}",
-            urlencoding(&next)
-        )));
-    }
-    Answer::Page(error_page(req, problem))
+    page_for(req, problem)
 }
 
 /// Percent-encode a value for a query string.

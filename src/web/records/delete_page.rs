@@ -3,7 +3,6 @@
 //! confirmation page says why.
 
 use askama::Template;
-use rocket::http::uri::Origin;
 use rocket::response::{Flash, Redirect};
 use rocket::{State, get, post};
 
@@ -14,7 +13,7 @@ use crate::services::records;
 
 use super::super::page::{Answer, Layout, WebError, render};
 use super::super::visitor::{Checked, NoFields, Visitor};
-use super::{collection, parse_record, record_href, record_label, refused};
+use super::{collection, parse_record, record_href, record_label};
 
 #[derive(Template)]
 #[template(path = "records/delete.html")]
@@ -55,14 +54,13 @@ async fn confirmation(
 pub async fn delete_record_page(
     app: &State<App>,
     v: Visitor,
-    uri: &Origin<'_>,
     name: &str,
     id: &str,
 ) -> Result<Answer, WebError> {
     collection(app, name)?;
     match confirmation(app, &v, name, id, None).await {
         Ok(page) => Ok(page),
-        Err(e) => refused(e, uri),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -3,7 +3,6 @@
 //! each message beside its field; success redirects to the record page with a notice.
 
 use askama::Template;
-use rocket::http::uri::Origin;
 use rocket::response::{Flash, Redirect};
 use rocket::{State, get, post};
 use serde_json::{Map, Value};
@@ -17,7 +16,7 @@ use super::super::page::{Answer, Layout, WebError, render};
 use super::super::visitor::{Checked, Visitor};
 use super::form_fields::{FormField, form_fields};
 use super::record_form::{self, FormErrors, RawForm};
-use super::{collection, parse_record, record_href, record_label, refused};
+use super::{collection, parse_record, record_href, record_label};
 
 /// The hidden input carrying the version (ETag) of the record an edit form was made from. No
 /// field can be called this: field names start with a letter.
@@ -142,15 +141,10 @@ async fn form_page(
 }
 
 #[get("/c/<name>/new", rank = 1)]
-pub async fn new_record_page(
-    app: &State<App>,
-    v: Visitor,
-    uri: &Origin<'_>,
-    name: &str,
-) -> Result<Answer, WebError> {
+pub async fn new_record_page(app: &State<App>, v: Visitor, name: &str) -> Result<Answer, WebError> {
     let c = collection(app, name)?;
     if let Err(e) = records::check_rule(app, name, &v.caller, Operation::Create) {
-        return refused(e, uri);
+        return Err(e.into());
     }
     let inputs = record_form::from_defaults(&c);
     form_page(app, &v, &c, Mode::New, &inputs, Failure::default()).await
@@ -186,14 +180,13 @@ pub async fn new_record_submit(
 pub async fn edit_record_page(
     app: &State<App>,
     v: Visitor,
-    uri: &Origin<'_>,
     name: &str,
     id: &str,
 ) -> Result<Answer, WebError> {
     let c = collection(app, name)?;
     let json = match records::get_for(app, name, id, &v.caller, Operation::Update).await {
         Ok(json) => json,
-        Err(e) => return refused(e, uri),
+        Err(e) => return Err(e.into()),
     };
     let record = parse_record(&json)?;
     let mode = Mode::Edit {

@@ -3,7 +3,6 @@
 //! with its message and position on a 200 page with an empty table.
 
 use askama::Template;
-use rocket::http::uri::Origin;
 use rocket::{State, get};
 use serde_json::{Map, Value};
 
@@ -15,7 +14,7 @@ use crate::services::records::{self, ListParams};
 use super::super::page::{Answer, Layout, WebError, render};
 use super::super::visitor::Visitor;
 use super::cells::{Cell, cell};
-use super::{collection, record_href, refused};
+use super::{collection, record_href};
 
 /// A column heading: its sort link (when sortable) and `aria-sort` when sorted by it.
 struct Column {
@@ -241,7 +240,6 @@ fn problem(err: AppError, q: &Query<'_>) -> Result<Problem, AppError> {
 pub async fn records_page(
     app: &State<App>,
     v: Visitor,
-    uri: &Origin<'_>,
     name: &str,
     filter: Option<&str>,
     sort: Option<&str>,
@@ -255,7 +253,7 @@ pub async fn records_page(
         Ok(()) => {}
         // A collection only admins may list does not exist for anyone else.
         Err(AppError::Forbidden(_)) => return Err(AppError::NotFound.into()),
-        Err(e) => return refused(e, uri),
+        Err(e) => return Err(e.into()),
     }
     let q = Query {
         name,
@@ -274,7 +272,7 @@ pub async fn records_page(
         Ok(page) => (Some(page), None),
         Err(e) => match problem(e, &q) {
             Ok(p) => (None, Some(p)),
-            Err(e) => return refused(e, uri),
+            Err(e) => return Err(e.into()),
         },
     };
     let items: Vec<Map<String, Value>> = match &page {

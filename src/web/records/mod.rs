@@ -13,15 +13,13 @@ mod record_page;
 
 use std::sync::Arc;
 
-use rocket::http::uri::Origin;
-use rocket::response::Redirect;
 use serde_json::{Map, Value};
 
 use crate::app::App;
 use crate::error::AppError;
 use crate::schema::Collection;
 
-use super::page::{Answer, WebError, urlencoding};
+use super::page::{WebError, urlencoding};
 
 pub use delete_page::{delete_record_page, delete_record_submit};
 pub use form_pages::{edit_record_page, edit_record_submit, new_record_page, new_record_submit};
@@ -31,17 +29,6 @@ pub use record_page::view_record_page;
 /// The collection called `name`, or the 404 page.
 fn collection(app: &App, name: &str) -> Result<Arc<Collection>, WebError> {
     Ok(app.collections.get(name)?.collection.clone())
-}
-
-/// A GET page's answer to an error: a visitor who is not signed in and needs to be is sent to
-/// sign in (and back here afterwards); anything else is the error page.
-fn refused(err: AppError, uri: &Origin<'_>) -> Result<Answer, WebError> {
-    match err {
-        AppError::Unauthorized(_) => {
-            Ok(Redirect::to(format!("/sign-in?next={}", urlencoding(&uri.to_string()))).into())
-        }
-        other => Err(other.into()),
-    }
 }
 
 /// A record as the service answers it (a JSON object).

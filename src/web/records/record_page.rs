@@ -2,7 +2,6 @@
 //! the update/delete rules allow them for this record (the writes check again).
 
 use askama::Template;
-use rocket::http::uri::Origin;
 use rocket::{State, get};
 use serde_json::Value;
 
@@ -13,7 +12,7 @@ use crate::services::records::{self, Allowed};
 use super::super::page::{Answer, Layout, WebError, render};
 use super::super::visitor::Visitor;
 use super::cells::{Cell, cell};
-use super::{collection, parse_record, record_href, record_label, refused};
+use super::{collection, parse_record, record_href, record_label};
 
 /// One line of the record: a field's name and its value.
 struct Line {
@@ -37,14 +36,13 @@ struct RecordPage {
 pub async fn view_record_page(
     app: &State<App>,
     v: Visitor,
-    uri: &Origin<'_>,
     name: &str,
     id: &str,
 ) -> Result<Answer, WebError> {
     let c = collection(app, name)?;
     let json = match records::get_for(app, name, id, &v.caller, Operation::View).await {
         Ok(json) => json,
-        Err(e) => return refused(e, uri),
+        Err(e) => return Err(e.into()),
     };
     let record = parse_record(&json)?;
     let allowed = records::allowed(app, name, id, &v.caller).await?;
