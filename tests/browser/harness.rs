@@ -238,6 +238,38 @@ impl Harness {
         el.send_keys(value).await.expect("type");
     }
 
+    /// Choose `value` in the `<select>` matched by `css`.
+    pub async fn choose(&self, css: &str, value: &str) {
+        self.find(&format!("{css} option[value='{value}']"))
+            .await
+            .click()
+            .await
+            .expect("choose option");
+    }
+
+    /// Tick (or untick) a checkbox.
+    pub async fn tick(&self, css: &str, on: bool) {
+        let el = self.find(css).await;
+        let checked = el.prop("checked").await.expect("checked").as_deref() == Some("true");
+        if checked != on {
+            el.click().await.expect("click checkbox");
+        }
+    }
+
+    /// The texts of the elements matched by `css`.
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for el in self
+            .client
+            .find_all(Locator::Css(css))
+            .await
+            .expect("find all")
+        {
+            out.push(el.text().await.expect("text"));
+        }
+        out
+    }
+
     /// Click and wait for the page that follows to load, then check its console.
     pub async fn submit(&self, css: &str) {
         // Mark the current document; the next one will not carry the mark.
