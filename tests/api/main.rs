@@ -12,4 +12,5 @@ mod query;
 mod records;
 mod rules;
 mod site;
+mod site_account;
 mod site_client;
