@@ -16,6 +16,9 @@ use super::reply::Reply;
 pub struct LoginRequest {
     email: String,
     password: String,
+    /// The second factor, for users with TOTP: an authenticator code or a recovery code.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[rocket::post("/auth/login", data = "<body>")]
@@ -24,7 +27,8 @@ pub async fn login(
     ip: ClientIp,
     body: JsonBody<LoginRequest>,
 ) -> Result<Reply, AppError> {
-    let result = identity::login(app, &body.0.email, &body.0.password, ip.0).await?;
+    let r = body.0;
+    let result = identity::login(app, &r.email, &r.password, r.code.as_deref(), ip.0).await?;
     Reply::ok(&result)
 }
 

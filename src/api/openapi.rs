@@ -275,10 +275,26 @@ fn static_paths(paths: &mut Map<String, Value>) {
             "delete": simple("delete_collection", "Drop a collection", &["401", "403", "404", "409"], "204"),
         }),
     );
-    paths.insert(
-        "/api/auth/login".into(),
-        json!({ "post": with_body(simple("login", "Exchange email and password for a token", &["400", "401", "422", "429"], "200")) }),
+    let mut login = simple(
+        "login",
+        "Exchange email and password (and, for users with TOTP, a code) for a token",
+        &["400", "401", "422", "429"],
+        "200",
     );
+    login["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": {
+        "type": "object",
+        "required": ["email", "password"],
+        "additionalProperties": false,
+        "properties": {
+            "email": { "type": "string" },
+            "password": { "type": "string" },
+            "code": {
+                "type": "string",
+                "description": "Required when the user has two-factor sign-in: a current TOTP code or an unused recovery code; missing or wrong is a 401"
+            }
+        }
+    } } } });
+    paths.insert("/api/auth/login".into(), json!({ "post": login }));
     paths.insert(
         "/api/auth/logout".into(),
         json!({ "post": simple("logout", "Revoke the token in use", &["401"], "204") }),

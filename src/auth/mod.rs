@@ -14,6 +14,7 @@ pub mod password;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+pub mod totp;
 pub mod users;
 
 #[cfg(test)]

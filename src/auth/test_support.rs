@@ -15,6 +15,8 @@ pub(crate) fn open_db() -> (tempfile::TempDir, Connection) {
         .unwrap();
     conn.execute_batch(include_str!("../db/migrations/0002_sessions_and_totp.sql"))
         .unwrap();
+    conn.execute_batch(include_str!("../db/migrations/0003_totp_pending.sql"))
+        .unwrap();
     (dir, conn)
 }
 

@@ -36,6 +36,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_system_tables.sql")),
         M::up(include_str!("migrations/0002_sessions_and_totp.sql")),
+        M::up(include_str!("migrations/0003_totp_pending.sql")),
     ])
 }
 

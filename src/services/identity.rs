@@ -275,15 +275,18 @@ pub(crate) fn ip_or_unspecified(ip: Option<IpAddr>) -> IpAddr {
     ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
 }
 
-/// Sign in with email and password for a bearer login token.
+/// Sign in with email and password for a bearer login token. A user with TOTP must also send
+/// `code`: a current authenticator code or an unused recovery code.
 pub async fn login(
     app: &App,
     email: &str,
     password: &str,
+    code: Option<&str>,
     ip: Option<IpAddr>,
 ) -> Result<LoginResult, AppError> {
     let ip = ip_or_unspecified(ip);
     let user = check_credentials(app, email, password, ip).await?;
+    crate::services::totp::require_for_login(app, &user, code, Some(ip)).await?;
     let ttl = chrono::TimeDelta::from_std(app.settings.login_token_ttl)
         .map_err(|e| AppError::Internal(e.to_string()))?;
     let expires = Utc::now() + ttl;

@@ -2,6 +2,7 @@
 //! JavaScript. Every form carries a CSRF token and answers with a redirect (post/redirect/get);
 //! GET never changes anything; pages are never cached; errors outside `/api` are pages.
 
+mod account;
 mod admin;
 mod assets;
 mod auth_pages;
@@ -39,6 +40,18 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
                 records::edit_record_submit,
                 records::delete_record_page,
                 records::delete_record_submit,
+                account::account,
+                account::password::change_password_submit,
+                account::sessions::end_other_sessions_submit,
+                account::totp::start_totp_submit,
+                account::totp::totp_setup,
+                account::totp::totp_qr,
+                account::totp::confirm_totp_submit,
+                account::totp::disable_totp_submit,
+                account::tokens::create_token_submit,
+                account::tokens::revoke_token_submit,
+                account::sign_in_totp::sign_in_totp_page,
+                account::sign_in_totp::sign_in_totp_submit,
             ]),
         )
         .mount("/", traced(admin::routes()))

@@ -15,6 +15,8 @@ const PUBLIC: &[(&str, &str)] = &[
     // The site's public pages: the home page (public collections only) and sign-in.
     ("GET", "/"),
     ("GET", "/sign-in"),
+    // The second step of signing in: anyone without a pending session is sent to /sign-in.
+    ("GET", "/sign-in/totp"),
 ];
 
 /// Routes any signed-in user may use on their own account.
@@ -23,6 +25,8 @@ const SIGNED_IN: &[(&str, &str)] = &[
     ("GET", "/api/tokens"),
     ("POST", "/api/tokens"),
     ("POST", "/api/auth/logout"),
+    ("GET", "/account"),
+    ("GET", "/account/totp"),
 ];
 
 #[rocket::async_test]

@@ -12,6 +12,7 @@ mod query;
 mod records;
 mod rules;
 mod site;
+mod site_account;
 mod site_admin;
 mod site_admin_collections;
 mod site_admin_users;
