@@ -7,6 +7,7 @@
 mod harness;
 
 use harness::Harness;
+use totp_rs::{Builder, Secret};
 
 const EMAIL: &str = "first@example.com";
 const PASSWORD: &str = "a-long-passphrase";
@@ -158,4 +159,77 @@ async fn an_admin_defines_a_collection_and_works_with_its_records() {
     b.submit("#confirm-delete").await;
     assert!(b.body().await.contains("Deleted"));
     assert_eq!(b.texts("#records tbody tr").await.len(), 2);
+}
+
+/// The code an authenticator app shows for `seed`, `ahead` 30-second steps from now.
+fn totp_code(seed: &str, ahead: u64) -> String {
+    let totp = Builder::new()
+        .with_secret(Secret::try_from_base32(seed).unwrap())
+        .build()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    totp.generate(now + 30 * ahead).to_string()
+}
+
+/// A user enrols TOTP from the account page, signs out, and signs in again with the password
+/// and then a code; a wrong code is refused on the way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_enrols_totp_and_signs_in_with_it() {
+    if !harness::available() {
+        return;
+    }
+    let b = Harness::start("totp").await;
+    b.goto(&b.setup_link()).await;
+    b.fill("#email", EMAIL).await;
+    b.fill("#password", PASSWORD).await;
+    b.fill("#confirm", PASSWORD).await;
+    b.submit("form[action='/setup'] button[type=submit]").await;
+
+    b.goto("/account").await;
+    b.screenshot("01-account").await;
+    b.submit("#totp-start").await;
+    let seed = b.text("#totp-secret").await.replace(' ', "");
+    assert!(seed.len() >= 16, "{seed}");
+    b.screenshot("02-totp-setup").await;
+    b.fill("#field-code", &totp_code(&seed, 0)).await;
+    b.submit("#totp-confirm-form button[type=submit]").await;
+    assert_eq!(b.texts("#recovery-codes li").await.len(), 10);
+    b.screenshot("03-recovery-codes").await;
+
+    b.goto("/").await;
+    b.submit("#sign-out").await;
+    b.goto("/sign-in").await;
+    b.fill("#email", EMAIL).await;
+    b.fill("#password", PASSWORD).await;
+    b.submit("form[action='/sign-in'] button[type=submit]")
+        .await;
+    // The password alone is not a sign-in yet.
+    assert!(
+        b.client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/sign-in/totp")
+    );
+    b.screenshot("04-sign-in-code").await;
+    // A wrong code (the next step's code with its first digit changed) is refused.
+    let right = totp_code(&seed, 1);
+    let wrong: String = std::iter::once(if right.starts_with('1') { '2' } else { '1' })
+        .chain(right.chars().skip(1))
+        .collect();
+    b.fill("#field-code", &wrong).await;
+    b.submit("form[action='/sign-in/totp'] button[type=submit]")
+        .await;
+    assert!(!b.text("#code-error").await.is_empty());
+    // The enrolment used this step's code; the next step's is fresh.
+    b.fill("#field-code", &right).await;
+    b.submit("form[action='/sign-in/totp'] button[type=submit]")
+        .await;
+    assert!(b.text("#nav-account").await.contains(EMAIL));
+    b.submit("#sign-out").await;
+    assert!(b.body().await.contains("You are signed out."));
 }
