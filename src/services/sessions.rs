@@ -14,6 +14,9 @@ use crate::auth::{User, audit, users};
 use crate::error::AppError;
 use crate::services::identity::{self, Caller};
 
+/// How long a password-only session may wait for its second factor.
+pub const MFA_PENDING_TTL: TimeDelta = TimeDelta::minutes(10);
+
 /// A session just started: the secret goes into the cookie, once.
 #[derive(Debug)]
 pub struct Started {
@@ -37,12 +40,18 @@ pub async fn sign_in(
 ) -> Result<Started, AppError> {
     let ip = identity::ip_or_unspecified(ip);
     let user = identity::check_credentials(app, email, password, ip).await?;
-    let expires = Utc::now() + delta(app.settings.session_max)?;
+    let full_expiry = Utc::now() + delta(app.settings.session_max)?;
     let (u2, ua) = (user.clone(), user_agent.map(str::to_string));
     let (session, secret) = app
         .db
         .write(move |conn| {
             let mfa_pending = users::has_totp(conn, &u2.id)?;
+            // A session waiting for its second factor is good for that step only, briefly.
+            let expires = if mfa_pending {
+                Utc::now() + MFA_PENDING_TTL
+            } else {
+                full_expiry
+            };
             let started = sessions::create(
                 conn,
                 &NewSession {

@@ -380,6 +380,20 @@ async fn signing_in_with_totp_needs_the_second_step_and_gives_a_new_session() {
     assert!(!b.get("/").await.body.contains(ANN));
     assert_eq!(b.get("/account").await.status, 303);
     assert_eq!(b.get("/api/auth/me").await.status, 401);
+    // The half-done session is short-lived: ten minutes to enter the code.
+    let expires: String = app
+        .sqlite()
+        .query_row(
+            "SELECT expires FROM _sessions WHERE mfa_pending = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let left = onebox::time::parse(&expires).unwrap() - chrono::Utc::now();
+    assert!(
+        left <= chrono::TimeDelta::minutes(10) && left > chrono::TimeDelta::minutes(9),
+        "{left}"
+    );
     let wrong = second_step(&b, "12345x").await;
     assert_eq!(wrong.status, 200);
     assert!(wrong.body.contains("id=\"code-error\""));

@@ -127,6 +127,35 @@ async fn an_admin_defines_a_collection_and_works_with_its_records() {
         "{rows:?}"
     );
     b.screenshot("05-collection").await;
+    // The same page on a phone: the table scrolls inside its own box, the page does not.
+    b.client.set_window_size(390, 844).await.unwrap();
+    b.goto("/c/books?sort=pages").await;
+    let overflow = b
+        .client
+        .execute(
+            "return document.documentElement.scrollWidth > window.innerWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let wide = b
+        .client
+        .execute(
+            "return [...document.querySelectorAll('body *')]\
+               .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)\
+               .slice(0, 8).map(e => e.tagName + '#' + e.id + '.' + e.className + ' ' + \
+                 Math.round(e.getBoundingClientRect().right));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overflow.as_bool(),
+        Some(false),
+        "the page scrolls sideways on a phone: {wide}"
+    );
+    b.screenshot("05-collection-phone").await;
+    b.client.set_window_size(1280, 900).await.unwrap();
 
     // Edit: a duplicate title is refused beside the field, the typed values stay; then fixed.
     b.goto("/c/books?filter=title%20%3D%20%22Walden%22").await;
