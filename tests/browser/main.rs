@@ -188,6 +188,17 @@ async fn an_admin_defines_a_collection_and_works_with_its_records() {
     b.submit("#confirm-delete").await;
     assert!(b.body().await.contains("Deleted"));
     assert_eq!(b.texts("#records tbody tr").await.len(), 2);
+
+    // The other main pages render cleanly too (each `goto` checks the console).
+    b.goto("/").await;
+    assert!(b.text("main").await.contains("books"));
+    b.screenshot("08-home").await;
+    b.goto("/admin/users").await;
+    assert!(b.text("#users").await.contains(EMAIL));
+    b.screenshot("09-admin-users").await;
+    b.goto("/admin/audit").await;
+    assert!(b.text("#audit").await.contains("setup.admin"));
+    b.screenshot("10-audit").await;
 }
 
 /// The code an authenticator app shows for `seed`, `ahead` 30-second steps from now.
