@@ -33,6 +33,15 @@ pub fn is_web_url(s: &str) -> bool {
     url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
+/// A number as people write it: a float with no fraction shows as a whole number (`145`,
+/// not `145.0`); anything else as JSON writes it.
+fn number_text(n: &serde_json::Number) -> String {
+    match n.as_f64() {
+        Some(f) if n.is_f64() && f.fract() == 0.0 && f.abs() < 1e15 => format!("{f:.0}"),
+        _ => n.to_string(),
+    }
+}
+
 /// The cell for `value` of `field` (`None`: a system field such as `id` or `created`).
 /// `short` cuts long text for a table.
 pub fn cell(field: Option<&Field>, value: &Value, short: bool) -> Cell {
@@ -47,7 +56,7 @@ pub fn cell(field: Option<&Field>, value: &Value, short: bool) -> Cell {
         (_, Value::Bool(b)) => plain(if *b { "✓" } else { "—" }.to_owned()),
         (_, Value::Number(n)) => Cell {
             numeric: true,
-            ..plain(n.to_string())
+            ..plain(number_text(n))
         },
         (Some(FieldKind::Url), Value::String(s)) if is_web_url(s) => Cell {
             href: Some(s.clone()),
@@ -78,6 +87,16 @@ pub fn cell(field: Option<&Field>, value: &Value, short: bool) -> Cell {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+
+    #[test]
+    fn whole_floats_show_without_a_fraction() {
+        let text = |v: Value| cell(None, &v, true).text;
+        assert_eq!(text(serde_json::json!(145.0)), "145");
+        assert_eq!(text(serde_json::json!(-3.0)), "-3");
+        assert_eq!(text(serde_json::json!(2.5)), "2.5");
+        assert_eq!(text(serde_json::json!(7)), "7");
+    }
+
     use super::*;
     use serde_json::json;
 
