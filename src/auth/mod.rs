@@ -11,6 +11,7 @@
 
 pub mod audit;
 pub mod password;
+pub mod secret;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;

@@ -6,17 +6,13 @@
 
 use std::fmt;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::Rng as _;
 use rusqlite::{Connection, Row, params};
-use sha2::{Digest as _, Sha256};
 
 use super::{AuthError, User, users};
 
 /// Length of a session secret: 43 base64url characters (32 bytes).
-pub const SECRET_LEN: usize = 43;
+pub const SECRET_LEN: usize = super::secret::TOKEN_LEN;
 /// `last_seen` is rewritten at most this often, so page views do not each cost a write.
 pub const LAST_SEEN_RESOLUTION: TimeDelta = TimeDelta::seconds(60);
 
@@ -79,23 +75,8 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRow> {
     })
 }
 
-/// 32 bytes from the thread CSPRNG (ChaCha12, reseeded from the OS), base64url.
-pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn looks_like_secret(secret: &str) -> bool {
-    secret.len() == SECRET_LEN
-        && secret
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
-}
+pub use super::secret::random_token;
+use super::secret::{hash as hash_secret, looks_like_token as looks_like_secret};
 
 /// Start a session; returns the row and the secret for the cookie (its only copy).
 pub fn create(

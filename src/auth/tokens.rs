@@ -6,20 +6,16 @@
 use std::fmt;
 use std::str::FromStr;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, TimeDelta, Utc};
-use rand::Rng as _;
 use rusqlite::{Connection, Row, params};
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 
-use super::{AuthError, User, users};
+use super::{AuthError, User, secret, users};
 
 /// Every secret starts with this, so leaked tokens are recognisable (secret scanners, logs).
 pub const SECRET_PREFIX: &str = "obx_";
 /// Length of a whole secret: the prefix and 43 base64url characters.
-pub const SECRET_LEN: usize = SECRET_PREFIX.len() + 43;
+pub const SECRET_LEN: usize = SECRET_PREFIX.len() + secret::TOKEN_LEN;
 /// `last_used` is rewritten at most this often, so reads do not each cost a write.
 pub const LAST_USED_RESOLUTION: TimeDelta = TimeDelta::seconds(60);
 /// The longest `--expires` duration `parse_duration` accepts.
@@ -105,23 +101,16 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<TokenRow> {
 }
 
 fn generate_secret() -> TokenSecret {
-    let mut bytes = [0u8; 32];
-    // ThreadRng is a CSPRNG (ChaCha12, reseeded from the OS).
-    rand::rng().fill_bytes(&mut bytes);
-    TokenSecret(format!("{SECRET_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
+    TokenSecret(format!("{SECRET_PREFIX}{}", secret::random_token()))
 }
 
-/// A cheap shape check, so junk never reaches SQL or the hash.
-fn looks_like_secret(secret: &str) -> bool {
-    secret.len() == SECRET_LEN
-        && secret.starts_with(SECRET_PREFIX)
-        && secret[SECRET_PREFIX.len()..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+fn looks_like_secret(s: &str) -> bool {
+    s.strip_prefix(SECRET_PREFIX)
+        .is_some_and(secret::looks_like_token)
 }
 
-fn hash_secret(secret: &str) -> Vec<u8> {
-    Sha256::digest(secret.as_bytes()).to_vec()
+fn hash_secret(s: &str) -> Vec<u8> {
+    secret::hash(s)
 }
 
 /// Create a token for `user_id`; returns the row and the plaintext secret (its only copy).
@@ -290,6 +279,9 @@ mod tests {
     use crate::auth::Role;
     use crate::auth::test_support::{add_user, at, open_db};
     use crate::auth::users::{self, UserUpdate};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use sha2::{Digest as _, Sha256};
 
     #[test]
     fn secrets_are_prefixed_base64url_of_32_bytes_and_unique() {

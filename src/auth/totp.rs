@@ -10,7 +10,6 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension, params};
-use sha2::{Digest as _, Sha256};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 
 use super::AuthError;
@@ -285,7 +284,7 @@ fn recovery_hash(input: &str) -> Option<Vec<u8>> {
         .flat_map(char::to_lowercase)
         .collect();
     let valid = code.len() == RECOVERY_LEN && code.bytes().all(|b| RECOVERY_ALPHABET.contains(&b));
-    valid.then(|| Sha256::digest(code.as_bytes()).to_vec())
+    valid.then(|| super::secret::hash(&code))
 }
 
 #[cfg(test)]
