@@ -126,6 +126,9 @@ fn records(n: i64) -> String {
 
 /// Step 2: everything data could refuse, found before anything is changed.
 fn check_data(conn: &Connection, old: &Collection, plan: &Plan<'_>) -> Result<(), AlterError> {
+    // The only text spliced into SQL here and in `check_column`: the table and column names of
+    // the stored (already validated) schema, quoted. No value from a request reaches these
+    // statements; they take no parameters at all.
     let table = quote_ident(&old.name);
     let mut total = None;
     for col in &plan.columns {

@@ -16,61 +16,14 @@ use crate::query::{self, Expr, Vars};
 use crate::schema::{self, Collection, FieldKind, Operation, Rule, quote_ident};
 use crate::services::identity::Caller;
 
+mod list;
+pub use list::{ListPage, ListParams, list};
+
 /// A written record: its id and its JSON (`id`, `created`, `updated`, then its fields).
 #[derive(Debug)]
 pub struct Written {
     pub id: String,
     pub json: Vec<u8>,
-}
-
-/// What a list request asks for (raw, as sent).
-#[derive(Debug, Default, Clone)]
-pub struct ListParams {
-    pub filter: Option<String>,
-    pub sort: Option<String>,
-    pub limit: Option<u32>,
-    pub after: Option<String>,
-    /// The page before this cursor (the `prev` of a page), read backwards.
-    pub before: Option<String>,
-    pub page: Option<u32>,
-    pub count: bool,
-    pub fields: Option<String>,
-}
-
-/// One page of a list: the records as a JSON array, the cursors of the next and previous
-/// pages, the total.
-#[derive(Debug)]
-pub struct ListPage {
-    pub items: Vec<u8>,
-    pub next: Option<String>,
-    /// A `before` cursor for the page ahead of this one; `None` on the first page.
-    pub prev: Option<String>,
-    pub total: Option<u64>,
-}
-
-impl ListPage {
-    /// `{"items":[…],"next":…,"prev":…[,"total":n]}`.
-    pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.items.len() + 64);
-        out.extend_from_slice(b"{\"items\":");
-        out.extend_from_slice(&self.items);
-        // Cursors are base64url: nothing in them needs escaping.
-        for (key, cursor) in [
-            (&b",\"next\":"[..], &self.next),
-            (b",\"prev\":", &self.prev),
-        ] {
-            out.extend_from_slice(key);
-            match cursor {
-                Some(c) => out.extend_from_slice(format!("\"{c}\"").as_bytes()),
-                None => out.extend_from_slice(b"null"),
-            }
-        }
-        if let Some(t) = self.total {
-            out.extend_from_slice(format!(",\"total\":{t}").as_bytes());
-        }
-        out.push(b'}');
-        out
-    }
 }
 
 /// How a rule applies to a caller.
@@ -246,163 +199,6 @@ fn satisfies(
     Ok(stmt
         .exists(params_from_iter(params))
         .map_err(DbError::from)?)
-}
-
-/// List records visible to `caller`.
-pub async fn list(
-    app: &App,
-    name: &str,
-    caller: &Caller,
-    p: ListParams,
-) -> Result<ListPage, AppError> {
-    let entry = app.collections.get(name)?;
-    let c = entry.collection.clone();
-    let rule = match access(&c, Operation::List, caller, forbidden)? {
-        Access::All => None,
-        Access::Filter(e) => Some(e.clone()),
-    };
-    let filter = match p.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-        Some(f) => Some(query::parse_filter(f, &c).map_err(|e| AppError::query("filter", e))?),
-        None => None,
-    };
-    let sort = match p.sort.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(s) => query::parse_sort(s, &c).map_err(|e| AppError::query("sort", e))?,
-        None => query::Sort::default(),
-    };
-    let columns = query::parse_fields(p.fields.as_deref().unwrap_or(""), &c)
-        .map_err(|e| AppError::query("fields", e))?;
-    let limit = p
-        .limit
-        .unwrap_or(app.settings.default_page_size)
-        .clamp(1, app.settings.max_page_size);
-    let positions = [p.after.is_some(), p.before.is_some(), p.page.is_some()];
-    if positions.iter().filter(|given| **given).count() > 1 {
-        return Err(AppError::BadRequest(
-            "use only one of after, before and page".into(),
-        ));
-    }
-    let after = match p.after.as_deref() {
-        Some(a) => Some(query::Cursor::decode(a, &sort).map_err(|e| AppError::query("after", e))?),
-        None => None,
-    };
-    let before = match p.before.as_deref() {
-        Some(b) => Some(query::Cursor::decode(b, &sort).map_err(|e| AppError::query("before", e))?),
-        None => None,
-    };
-    let offset = match p.page {
-        Some(0) => return Err(AppError::BadRequest("page starts at 1".into())),
-        Some(n) => Some(u64::from(n - 1) * u64::from(limit)),
-        None => None,
-    };
-    let vars = vars(caller);
-    let spec = query::ListSpec {
-        filter: filter.as_ref(),
-        rule: rule.as_ref(),
-        sort: &sort,
-        after: after.as_ref(),
-        before: before.as_ref(),
-        limit,
-        offset,
-        columns: &columns,
-    };
-    let statements = query::list_sql(&c, &spec, &vars).map_err(|e| AppError::query("filter", e))?;
-    let count = if p.count {
-        Some(
-            query::count_sql(&c, filter.as_ref(), rule.as_ref(), &vars)
-                .map_err(|e| AppError::query("filter", e))?,
-        )
-    } else {
-        None
-    };
-    // Rows before a cursor come nearest first and are put back in order at the end.
-    let backwards = before.is_some();
-    // Whether a page lies ahead of this one (a forward page reached by cursor or number).
-    let paged = after.is_some() || offset.is_some_and(|o| o > 0);
-    let c2 = c.clone();
-    let (items, next, prev, total) = app
-        .db
-        .read(move |conn| {
-            let mut items = Vec::with_capacity(256 * limit as usize);
-            items.push(b'[');
-            // Backwards, each row's JSON is kept apart until the order is known.
-            let mut reversed: Vec<Vec<u8>> = Vec::new();
-            let mut n = 0;
-            let mut first_cursor = None;
-            let mut last_cursor = None;
-            let mut more = false;
-            let reader = schema::RowReader::new(&c2, &columns);
-            // The statements give the rows in order; stop once one more than the page is seen.
-            'statements: for (sql, params) in statements {
-                let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
-                let mut rows = stmt
-                    .query(params_from_iter(params))
-                    .map_err(DbError::from)?;
-                while let Some(row) = rows.next().map_err(DbError::from)? {
-                    if n == limit {
-                        // The extra row only tells that another page exists.
-                        more = true;
-                        break 'statements;
-                    }
-                    if backwards {
-                        let mut one = Vec::with_capacity(256);
-                        reader.write_json(row, &mut one).map_err(DbError::from)?;
-                        reversed.push(one);
-                    } else {
-                        if n > 0 {
-                            items.push(b',');
-                        }
-                        reader.write_json(row, &mut items).map_err(DbError::from)?;
-                    }
-                    n += 1;
-                    if n == 1 && (backwards || paged) {
-                        first_cursor =
-                            Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
-                    }
-                    if n == limit {
-                        last_cursor =
-                            Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
-                    }
-                }
-            }
-            for (i, one) in reversed.iter().rev().enumerate() {
-                if i > 0 {
-                    items.push(b',');
-                }
-                items.extend_from_slice(one);
-            }
-            items.push(b']');
-            let beyond = if more { last_cursor } else { None };
-            // Read backwards, the first row read is the page's last and the row past the
-            // page lies before it; forwards the other way round.
-            let (next, prev) = if backwards {
-                (first_cursor, beyond)
-            } else {
-                (beyond, first_cursor)
-            };
-            let total = match count {
-                Some((sql, params)) => Some(
-                    conn.prepare_cached(&sql)
-                        .and_then(|mut s| {
-                            s.query_row(params_from_iter(params), |r| r.get::<_, i64>(0))
-                        })
-                        .map_err(DbError::from)? as u64,
-                ),
-                None => None,
-            };
-            Ok::<_, AppError>((
-                items,
-                next.map(|c| c.encode()),
-                prev.map(|c| c.encode()),
-                total,
-            ))
-        })
-        .await?;
-    Ok(ListPage {
-        items,
-        next,
-        prev,
-        total,
-    })
 }
 
 /// One record visible to `caller`, or 404.
@@ -705,5 +501,4 @@ pub async fn delete(
 }
 
 #[cfg(test)]
-#[path = "records_tests.rs"]
 mod tests;
