@@ -23,6 +23,8 @@ mod sort;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
+mod tests_paging;
+#[cfg(test)]
 mod tests_plans;
 #[cfg(test)]
 mod tests_sqlite;

@@ -177,3 +177,24 @@ pub(crate) fn ids_where(conn: &Connection, sql: &str, params: &[SqlValue]) -> Ve
 pub(crate) fn text(s: &str) -> SqlValue {
     SqlValue::Text(s.into())
 }
+
+/// A tiny deterministic generator, so failures reproduce.
+pub(crate) struct Lcg(pub(crate) u64);
+
+impl Lcg {
+    pub(crate) fn pick(&mut self, n: usize) -> usize {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+pub(crate) fn int(i: i64) -> SqlValue {
+    SqlValue::Integer(i)
+}
+
+pub(crate) fn real(f: f64) -> SqlValue {
+    SqlValue::Real(f)
+}
