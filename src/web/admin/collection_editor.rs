@@ -8,11 +8,15 @@ use rocket::{State, get};
 use crate::app::App;
 use crate::schema::{CollectionSpec, FieldSpec, RulesSpec};
 
-use super::super::page::{Layout, Page, WebError, render};
+use rocket::response::{Flash, Redirect};
+
+use crate::error::AppError;
+
+use super::super::page::{Answer, Layout, Page, WebError, render};
 use super::super::visitor::{Staff, Visitor};
 use super::collection_indexes::IndexForm;
 use super::field_form::{FieldForm, ON_DELETE, TYPES};
-use super::form_errors::Errors;
+use super::form_errors::{Errors, Failure};
 
 /// A field as listed on the editor.
 pub struct FieldView {
@@ -201,6 +205,28 @@ pub fn editor(app: &App, v: &Visitor, name: &str) -> Result<EditorPage, WebError
 }
 
 /// The editor's address.
+/// Apply one editor change to collection `name` (built under the schema lock from the stored
+/// definition) and go back to the editor saying `done`; a refusal comes back as the `Failure`
+/// to show on the page.
+pub async fn change_then_back(
+    app: &App,
+    s: &Staff,
+    name: &str,
+    build: impl FnOnce(&CollectionSpec) -> Result<serde_json::Value, AppError>,
+    done: String,
+) -> Result<Result<Answer, Failure>, WebError> {
+    match app
+        .collections
+        .update_with(s.0.caller.actor(), name, build)
+        .await
+    {
+        Ok(_) => Ok(Ok(
+            Flash::success(Redirect::to(editor_url(name)), done).into()
+        )),
+        Err(e) => Ok(Err(Failure::from_service(e)?)),
+    }
+}
+
 pub fn editor_url(name: &str) -> String {
     format!("/admin/collections/{name}")
 }

@@ -4,7 +4,6 @@
 
 use askama::Template;
 use rocket::form::FromForm;
-use rocket::response::{Flash, Redirect};
 use rocket::{State, get, post};
 
 use crate::app::App;
@@ -12,7 +11,7 @@ use crate::schema::CollectionSpec;
 
 use super::super::page::{Answer, Layout, Page, WebError, render};
 use super::super::visitor::{Checked, Staff, Visitor};
-use super::collection_editor::{editor, editor_url, relation_targets, stored_spec};
+use super::collection_editor::{change_then_back, editor, relation_targets, stored_spec};
 use super::field_form::{FieldForm, ON_DELETE, TYPES};
 use super::form_errors::{Errors, Failure};
 use super::patches;
@@ -38,21 +37,17 @@ pub async fn add_field_submit(
         Err(errors) => Failure::of_form(errors),
         Ok(field) => {
             let field_name = field.name.clone();
-            match app
-                .collections
-                .update_with(s.0.caller.actor(), name, |current| {
-                    patches::add_field(current, field)
-                })
-                .await
+            match change_then_back(
+                app,
+                &s,
+                name,
+                |current| patches::add_field(current, field),
+                format!("Field {field_name} added."),
+            )
+            .await?
             {
-                Ok(_) => {
-                    return Ok(Flash::success(
-                        Redirect::to(editor_url(name)),
-                        format!("Field {field_name} added."),
-                    )
-                    .into());
-                }
-                Err(e) => Failure::from_service(e)?,
+                Ok(done) => return Ok(done),
+                Err(failure) => failure,
             }
         }
     };
@@ -136,21 +131,17 @@ pub async fn edit_field_submit(
     let failure = match form.to_spec() {
         Err(errors) => Failure::of_form(errors),
         Ok(new) => {
-            match app
-                .collections
-                .update_with(s.0.caller.actor(), name, |current| {
-                    patches::edit_field(current, field, new)
-                })
-                .await
+            match change_then_back(
+                app,
+                &s,
+                name,
+                |current| patches::edit_field(current, field, new),
+                format!("Field {field} saved."),
+            )
+            .await?
             {
-                Ok(_) => {
-                    return Ok(Flash::success(
-                        Redirect::to(editor_url(name)),
-                        format!("Field {field} saved."),
-                    )
-                    .into());
-                }
-                Err(e) => Failure::from_service(e)?,
+                Ok(done) => return Ok(done),
+                Err(failure) => failure,
             }
         }
     };
@@ -184,21 +175,17 @@ pub async fn rename_field_submit(
     let spec = stored_spec(app, name)?;
     let mut page = field_page(app, &s.0, &spec, field)?;
     let position = spec.fields.iter().position(|f| f.name == field);
-    let failure = match app
-        .collections
-        .update_with(s.0.caller.actor(), name, |current| {
-            patches::rename_field(current, field, &to)
-        })
-        .await
+    let failure = match change_then_back(
+        app,
+        &s,
+        name,
+        |current| patches::rename_field(current, field, &to),
+        format!("Field {field} renamed to {to}."),
+    )
+    .await?
     {
-        Ok(_) => {
-            return Ok(Flash::success(
-                Redirect::to(editor_url(name)),
-                format!("Field {field} renamed to {to}."),
-            )
-            .into());
-        }
-        Err(e) => Failure::from_service(e)?,
+        Ok(done) => return Ok(done),
+        Err(failure) => failure,
     };
     let keys = field_keys(&to, position.unwrap_or_default());
     let (mut errors, problems) = failure.split(&[&keys[0], &keys[1]]);

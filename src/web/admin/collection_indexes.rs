@@ -2,7 +2,6 @@
 //! `POST /admin/collections/<name>/indexes/<index>/drop`.
 
 use rocket::form::FromForm;
-use rocket::response::{Flash, Redirect};
 use rocket::{State, post};
 
 use crate::app::App;
@@ -10,8 +9,7 @@ use crate::schema::IndexSpec;
 
 use super::super::page::{Answer, WebError, render};
 use super::super::visitor::{Checked, NoFields, Staff};
-use super::collection_editor::{editor, editor_url, stored_spec};
-use super::form_errors::Failure;
+use super::collection_editor::{change_then_back, editor, stored_spec};
 use super::patches;
 
 /// The add-index form as typed.
@@ -51,21 +49,17 @@ pub async fn add_index_submit(
     let spec = stored_spec(app, name)?;
     let index = form.to_spec();
     let index_name = index.name.clone();
-    let failure = match app
-        .collections
-        .update_with(s.0.caller.actor(), name, |current| {
-            patches::add_index(current, index)
-        })
-        .await
+    let failure = match change_then_back(
+        app,
+        &s,
+        name,
+        |current| patches::add_index(current, index),
+        format!("Index {index_name} added."),
+    )
+    .await?
     {
-        Ok(_) => {
-            return Ok(Flash::success(
-                Redirect::to(editor_url(name)),
-                format!("Index {index_name} added."),
-            )
-            .into());
-        }
-        Err(e) => Failure::from_service(e)?,
+        Ok(done) => return Ok(done),
+        Err(failure) => failure,
     };
     let keys = [
         format!("indexes.{index_name}"),
@@ -88,21 +82,17 @@ pub async fn drop_index_submit(
     _form: Checked<NoFields>,
 ) -> Result<Answer, WebError> {
     stored_spec(app, name)?;
-    let failure = match app
-        .collections
-        .update_with(s.0.caller.actor(), name, |current| {
-            patches::drop_index(current, index)
-        })
-        .await
+    let failure = match change_then_back(
+        app,
+        &s,
+        name,
+        |current| patches::drop_index(current, index),
+        format!("Index {index} dropped."),
+    )
+    .await?
     {
-        Ok(_) => {
-            return Ok(Flash::success(
-                Redirect::to(editor_url(name)),
-                format!("Index {index} dropped."),
-            )
-            .into());
-        }
-        Err(e) => Failure::from_service(e)?,
+        Ok(done) => return Ok(done),
+        Err(failure) => failure,
     };
     let (_, problems) = failure.split(&[]);
     let mut page = editor(app, &s.0, name)?;

@@ -2,7 +2,6 @@
 //! confirmation page that says which data and indexes go with it.
 
 use askama::Template;
-use rocket::response::{Flash, Redirect};
 use rocket::{State, get, post};
 
 use crate::app::App;
@@ -10,8 +9,7 @@ use crate::schema::CollectionSpec;
 
 use super::super::page::{Answer, Layout, Page, WebError, render};
 use super::super::visitor::{Checked, NoFields, Staff, Visitor};
-use super::collection_editor::{editor_url, stored_spec};
-use super::form_errors::Failure;
+use super::collection_editor::{change_then_back, stored_spec};
 use super::patches;
 
 #[derive(Template)]
@@ -62,21 +60,17 @@ pub async fn drop_field_submit(
 ) -> Result<Answer, WebError> {
     let spec = stored_spec(app, name)?;
     let mut page = drop_page(&s.0, &spec, field)?;
-    let failure = match app
-        .collections
-        .update_with(s.0.caller.actor(), name, |current| {
-            patches::drop_field(current, field)
-        })
-        .await
+    let failure = match change_then_back(
+        app,
+        &s,
+        name,
+        |current| patches::drop_field(current, field),
+        format!("Field {field} dropped."),
+    )
+    .await?
     {
-        Ok(_) => {
-            return Ok(Flash::success(
-                Redirect::to(editor_url(name)),
-                format!("Field {field} dropped."),
-            )
-            .into());
-        }
-        Err(e) => Failure::from_service(e)?,
+        Ok(done) => return Ok(done),
+        Err(failure) => failure,
     };
     page.problems = failure.split(&[]).1;
     Ok(render(&page)?.into())
