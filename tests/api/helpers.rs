@@ -90,6 +90,30 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Resp {
+        let body = body.map(|b| (ContentType::JSON, b.to_string()));
+        self.send(method, path, token, body, headers).await
+    }
+
+    /// A request with an `application/x-www-form-urlencoded` body.
+    pub async fn call_form(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        form: &str,
+    ) -> Resp {
+        let body = Some((ContentType::Form, form.to_string()));
+        self.send(method, path, token, body, &[]).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<(ContentType, String)>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self
             .client
             .req(method, path.to_string())
@@ -100,8 +124,8 @@ impl TestApp {
         for (k, v) in headers {
             req = req.header(Header::new(k.to_string(), v.to_string()));
         }
-        if let Some(b) = body {
-            req = req.header(ContentType::JSON).body(b.to_string());
+        if let Some((content_type, b)) = body {
+            req = req.header(content_type).body(b);
         }
         let res = req.dispatch().await;
         let status = res.status().code;
@@ -121,44 +145,6 @@ impl TestApp {
         Resp {
             status,
             json,
-            headers,
-            content_type,
-        }
-    }
-
-    /// A request with an `application/x-www-form-urlencoded` body.
-    pub async fn call_form(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        form: &str,
-    ) -> Resp {
-        let mut req = self
-            .client
-            .req(method, path.to_string())
-            .remote("127.0.0.1:40000".parse::<SocketAddr>().unwrap())
-            .header(ContentType::Form)
-            .body(form);
-        if let Some(t) = token {
-            req = req.header(Header::new("Authorization", format!("Bearer {t}")));
-        }
-        let res = req.dispatch().await;
-        let status = res.status().code;
-        let content_type = res.content_type().map(|c| c.to_string());
-        let headers = res
-            .headers()
-            .iter()
-            .map(|h| {
-                (
-                    h.name().as_str().to_ascii_lowercase(),
-                    h.value().to_string(),
-                )
-            })
-            .collect();
-        Resp {
-            status,
-            json: Value::Null,
             headers,
             content_type,
         }
