@@ -19,3 +19,4 @@ mod site_admin_users;
 mod site_client;
 mod site_record_forms;
 mod site_records;
+mod site_totp;
