@@ -161,14 +161,6 @@ pub fn touch(conn: &Connection, id: &str, now: DateTime<Utc>) -> Result<bool, Au
     Ok(n > 0)
 }
 
-/// The second factor is done: the session becomes a full one.
-pub fn complete_mfa(conn: &Connection, id: &str) -> Result<bool, AuthError> {
-    let n = conn
-        .prepare_cached("UPDATE _sessions SET mfa_pending = 0 WHERE id = ?1")?
-        .execute([id])?;
-    Ok(n > 0)
-}
-
 /// A user's sessions, newest first.
 pub fn list_for_user(conn: &Connection, user_id: &str) -> Result<Vec<SessionRow>, AuthError> {
     let sql = format!(

@@ -30,7 +30,8 @@ fn delta(d: std::time::Duration) -> Result<TimeDelta, AppError> {
 }
 
 /// Sign in with email and password (throttled like the API's login). A user with TOTP gets a
-/// session that is `mfa_pending` until `complete_mfa`; it authorises nothing else.
+/// session that is `mfa_pending` (10 minutes; it authorises nothing else) until
+/// `services::totp` replaces it with a full one.
 pub async fn sign_in(
     app: &App,
     email: &str,
