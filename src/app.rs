@@ -21,6 +21,8 @@ pub struct App {
     pub collections: Collections,
     /// Recently seen bearer tokens (see `services::token_cache`).
     pub token_cache: crate::services::token_cache::TokenCache,
+    /// Scheduled and on-demand jobs (backup, prune, optimize).
+    pub jobs: crate::jobs::Jobs,
     /// Distinguishes this process's ETags from an earlier one's (counters restart at start).
     pub boot: String,
 }
@@ -34,6 +36,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("another onebox server is using the data directory {path} (it holds onebox.lock)")]
+    Locked { path: String },
     #[error(transparent)]
     Open(#[from] crate::db::OpenError),
     #[error("loading collections: {0}")]
@@ -57,12 +61,38 @@ impl App {
             .await
             .map_err(StartError::Collections)?;
         Ok(App {
+            jobs: crate::jobs::Jobs::new(db.clone(), settings.clone()),
             token_cache: crate::services::token_cache::TokenCache::new(settings.token_cache_ttl),
             settings,
             db,
             collections,
             boot: format!("{:x}", rand::random::<u32>()),
         })
+    }
+}
+
+/// Hold the data dir for this process: an exclusive lock on `onebox.lock`, kept until the
+/// returned file is dropped. A second server, or `onebox restore`, is refused meanwhile.
+pub fn lock_data_dir(settings: &Settings) -> Result<fs::File, StartError> {
+    prepare_data_dir(settings)?;
+    let path = settings.data_dir.lock_file();
+    let err = |source| StartError::DataDir {
+        path: path.display().to_string(),
+        source,
+    };
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(err)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(StartError::Locked {
+            path: settings.data_dir.root().display().to_string(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(err(e)),
     }
 }
 

@@ -4,11 +4,13 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod etag;
 pub mod ids;
+pub mod jobs;
 pub mod observe;
 pub mod query;
 pub mod schema;

@@ -10,7 +10,9 @@ use clap::{Parser, Subcommand};
 
 use onebox::app::App;
 use onebox::auth::Role;
+use onebox::backup;
 use onebox::config::Settings;
+use onebox::jobs::{JobName, Trigger};
 use onebox::services::identity;
 
 // mimalloc: request handling allocates many small, short-lived objects; glibc malloc spent a
@@ -57,6 +59,33 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Take, list and verify backups.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
+    /// Restore a backup over the data dir's database (the server must be stopped). The current
+    /// database is kept beside it as onebox.db.before-restore-<time>.
+    Restore {
+        /// A backup id, or `latest` (the default).
+        #[arg(default_value = "latest")]
+        id: String,
+        /// Only look on this target (`local` or `s3`).
+        #[arg(long)]
+        from: Option<String>,
+        /// Restore the newest backup taken at or before this time (RFC 3339, e.g.
+        /// 2026-11-20T18:00:00Z).
+        #[arg(long, conflicts_with = "id")]
+        at: Option<String>,
+        /// The age identity file, for encrypted backups.
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// Run scheduled jobs by hand and see their runs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Inspect the configuration.
     Config {
         #[command(subcommand)]
@@ -101,6 +130,37 @@ enum TokenCommand {
         /// Lifetime such as 30d, 12h, 90m or 1w (default: never expires).
         #[arg(long)]
         expires: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Take a backup now and store it on every target.
+    Now,
+    /// List the backups on every target.
+    List {
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Download backups (all, or one) and check them against their manifests.
+    Verify {
+        id: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        /// The age identity file: with it, encrypted backups are decrypted and checked too.
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Run a job now and wait for it: backup, prune or optimize.
+    Run { name: String },
+    /// The latest job runs.
+    List {
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
     },
 }
 
@@ -193,6 +253,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 Ok(())
             }
+            Command::Backup { command } => backup_command(settings, command).await,
+            Command::Restore {
+                id,
+                from,
+                at,
+                identity,
+            } => restore(settings, id, from, at, identity).await,
+            Command::Jobs { command } => jobs_command(settings, command).await,
             Command::Config { .. } | Command::Version => Ok(()),
         }
     })
@@ -229,8 +297,140 @@ fn role_name(role: Role) -> &'static str {
     }
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+async fn backup_command(settings: Settings, command: BackupCommand) -> anyhow::Result<()> {
+    match command {
+        BackupCommand::Now => run_job(settings, JobName::Backup).await,
+        BackupCommand::List { from } => {
+            let listed = backup::list(&settings, from.as_deref()).await?;
+            if listed.is_empty() {
+                eprintln!("no backups yet");
+            }
+            for l in listed {
+                let m = &l.manifest;
+                println!(
+                    "{}  {:<5}  {}  {:>9} → {:>9}{}  seq {}",
+                    m.id,
+                    l.target,
+                    m.created,
+                    backup::human_bytes(m.db_bytes),
+                    backup::human_bytes(m.file_bytes),
+                    if m.encrypted { "  encrypted" } else { "" },
+                    m.change_seq
+                );
+            }
+            Ok(())
+        }
+        BackupCommand::Verify { id, from, identity } => {
+            let results = backup::verify(
+                &settings,
+                from.as_deref(),
+                id.as_deref(),
+                identity.as_deref(),
+            )
+            .await?;
+            if results.is_empty() {
+                eprintln!("no backups to verify");
+            }
+            let mut failed = 0;
+            for v in &results {
+                match &v.result {
+                    Ok(what) => println!("{}  {:<5}  {what}", v.id, v.target),
+                    Err(why) => {
+                        failed += 1;
+                        println!("{}  {:<5}  FAILED: {why}", v.id, v.target);
+                    }
+                }
+            }
+            if failed > 0 {
+                bail!("{failed} of {} backups failed verification", results.len());
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn restore(
+    settings: Settings,
+    id: String,
+    from: Option<String>,
+    at: Option<String>,
+    identity: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let at = match at {
+        Some(t) => Some(
+            onebox::time::parse(&t)
+                .with_context(|| format!("--at {t:?} is not an RFC 3339 time"))?,
+        ),
+        None => None,
+    };
+    // Held until the restore ends: no server may start on the data dir meanwhile.
+    let _lock = onebox::app::lock_data_dir(&settings)
+        .map_err(|e| anyhow::anyhow!("{e}; stop it before restoring"))?;
+    let choice = backup::restore::Choice {
+        id: (id != "latest").then_some(id),
+        from,
+        at,
+        identity,
+    };
+    let restored = backup::restore::restore(&settings, &choice).await?;
+    let m = &restored.manifest;
+    println!(
+        "restored backup {} (taken {}, change seq {}) from the {} target",
+        m.id, m.created, m.change_seq, restored.target
+    );
+    if let Some(aside) = restored.kept_aside {
+        println!("the previous database is kept at {}", aside.display());
+    }
+    Ok(())
+}
+
+async fn jobs_command(settings: Settings, command: JobsCommand) -> anyhow::Result<()> {
+    match command {
+        JobsCommand::Run { name } => {
+            let job = JobName::parse(&name)
+                .with_context(|| format!("no job {name:?} (jobs: backup, prune, optimize)"))?;
+            run_job(settings, job).await
+        }
+        JobsCommand::List { limit } => {
+            let app = App::start(settings).await?;
+            for run in app.jobs.recent(None, limit).await? {
+                println!(
+                    "{:>6}  {:<8}  {:<8}  {:<7}  {}  {}",
+                    run.id,
+                    run.job,
+                    run.trigger,
+                    run.status,
+                    run.started,
+                    run.detail.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Run a job in this process, recorded like any other run; fails when the job fails.
+async fn run_job(settings: Settings, job: JobName) -> anyhow::Result<()> {
     let app = App::start(settings).await?;
+    let outcome = app.jobs.run_now(job, Trigger::Cli).await?;
+    if !outcome.ok {
+        bail!(
+            "{} failed (run {}): {}",
+            job.as_str(),
+            outcome.run_id,
+            outcome.detail
+        );
+    }
+    println!("{}", outcome.detail);
+    Ok(())
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Held while serving: a second server or `onebox restore` on this data dir is refused.
+    let _lock = onebox::app::lock_data_dir(&settings)?;
+    let app = App::start(settings).await?;
+    app.jobs.recover().await.context("checking job runs")?;
+    let scheduler = app.jobs.schedule().await?;
     let setup_token = onebox::services::setup::prepare(&app)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
@@ -257,5 +457,6 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         },
     ));
     rocket.launch().await.context("serving")?;
+    drop(scheduler);
     Ok(())
 }

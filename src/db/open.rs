@@ -31,13 +31,22 @@ pub enum OpenError {
     Migration(String),
 }
 
+/// The system tables' migrations, applied in order at open.
+const MIGRATIONS: [&str; 4] = [
+    include_str!("migrations/0001_system_tables.sql"),
+    include_str!("migrations/0002_sessions_and_totp.sql"),
+    include_str!("migrations/0003_totp_pending.sql"),
+    include_str!("migrations/0004_job_runs.sql"),
+];
+
 /// The embedded migrations for the system tables, applied in order at open.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
-        M::up(include_str!("migrations/0001_system_tables.sql")),
-        M::up(include_str!("migrations/0002_sessions_and_totp.sql")),
-        M::up(include_str!("migrations/0003_totp_pending.sql")),
-    ])
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+/// The schema version this build migrates to (`PRAGMA user_version` after migrating).
+pub fn schema_version() -> i64 {
+    MIGRATIONS.len() as i64
 }
 
 /// Check that an existing file looks like a complete SQLite database, without writing to it.

@@ -1,0 +1,425 @@
+//! Backups: a consistent snapshot of the live database taken while writes continue, checked
+//! with `integrity_check`, compressed with zstd, optionally encrypted with age, described by a
+//! manifest and stored on every configured target; then each target's retention. And the way
+//! back: listing, verifying and restoring (see `restore`).
+//!
+//! A backup counts only when every target holds both its artifact (size checked, and hash on
+//! the local disk) and its manifest; a failed run removes what it had stored.
+
+pub mod manifest;
+pub mod pack;
+pub mod restore;
+pub mod retention;
+pub mod snapshot;
+pub mod targets;
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+
+use crate::config::Settings;
+use manifest::Manifest;
+use targets::Target;
+
+/// What a finished backup run did.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub manifest: Manifest,
+    pub targets: Vec<&'static str>,
+    pub seconds: f64,
+    /// Backups removed by retention, per target.
+    pub pruned: usize,
+    /// Retention problems (the backup itself is complete).
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// One line for the job's record and the log.
+    pub fn summary(&self) -> String {
+        let m = &self.manifest;
+        let mut s = format!(
+            "{}: {} → {}{} in {:.1} s on {}; change seq {}",
+            m.id,
+            human_bytes(m.db_bytes),
+            human_bytes(m.file_bytes),
+            if m.encrypted { " (encrypted)" } else { "" },
+            self.seconds,
+            self.targets.join(", "),
+            m.change_seq
+        );
+        if self.pruned > 0 {
+            s.push_str(&format!("; retention removed {}", self.pruned));
+        }
+        for w in &self.warnings {
+            s.push_str("; ");
+            s.push_str(w);
+        }
+        s
+    }
+}
+
+/// A backup as listed on one target.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub target: &'static str,
+    pub manifest: Manifest,
+}
+
+/// Bytes as people read them (`1.5 MB`).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A scratch directory inside the data dir's `tmp/`, removed when dropped.
+pub(crate) fn scratch(settings: &Settings, what: &str) -> anyhow::Result<tempfile::TempDir> {
+    let root = settings.data_dir.work_dir();
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    tempfile::Builder::new()
+        .prefix(what)
+        .tempdir_in(&root)
+        .with_context(|| format!("creating a scratch directory in {}", root.display()))
+}
+
+/// Take a backup now and store it on every target.
+pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let targets = targets::configured(settings)?;
+    if targets.is_empty() {
+        bail!("no backup target is configured");
+    }
+    let work = scratch(settings, "backup-")?;
+    let id = manifest::new_id(now);
+    let encrypted = !settings.backup.encrypt_to.is_empty();
+    let file = Manifest::file_for(&id, encrypted);
+    let artifact = work.path().join(&file);
+    let manifest = {
+        let live = settings.data_dir.database();
+        let copy = work.path().join("snapshot.db");
+        let artifact = artifact.clone();
+        let level = settings.backup.zstd_level;
+        let recipients = settings
+            .backup
+            .encrypt_to
+            .iter()
+            .map(|r| {
+                r.parse::<age::x25519::Recipient>()
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("backup.encrypt_to")?;
+        let (snap, packed) = tokio::task::spawn_blocking(move || {
+            let snap = snapshot::take(&live, &copy).context("taking the snapshot")?;
+            let packed =
+                pack::pack(&copy, &artifact, level, &recipients).context("packing the snapshot")?;
+            // The uncompressed copy is no longer needed; free its space before uploading.
+            let _ = std::fs::remove_file(&copy);
+            anyhow::Ok((snap, packed))
+        })
+        .await
+        .context("the snapshot task failed")??;
+        Manifest {
+            format: manifest::FORMAT,
+            id: id.clone(),
+            created: crate::time::format(now),
+            app_version: env!("CARGO_PKG_VERSION").to_string(),
+            schema_version: snap.schema_version,
+            change_seq: snap.change_seq,
+            db_bytes: packed.db_bytes,
+            db_sha256: packed.db_sha256,
+            file: file.clone(),
+            file_bytes: packed.file_bytes,
+            file_sha256: packed.file_sha256,
+            compression: "zstd".into(),
+            encrypted,
+        }
+    };
+    store(&targets, &manifest, &artifact).await?;
+    drop(work);
+    let (mut pruned, mut warnings) = (0, Vec::new());
+    for target in &targets {
+        match apply_retention(target, settings, &manifest.id).await {
+            Ok(n) => pruned += n,
+            Err(e) => {
+                tracing::warn!(target_name = target.name, error = %format!("{e:#}"), "retention failed");
+                warnings.push(format!("retention on {} failed: {e:#}", target.name));
+            }
+        }
+    }
+    Ok(Report {
+        manifest,
+        targets: targets.iter().map(|t| t.name).collect(),
+        seconds: started.elapsed().as_secs_f64(),
+        pruned,
+        warnings,
+    })
+}
+
+/// Upload the artifact to every target and check it there, then write the manifests. On any
+/// failure, remove what this backup had stored, so no half backup is ever listed.
+async fn store(targets: &[Target], manifest: &Manifest, artifact: &Path) -> anyhow::Result<()> {
+    let mut stored: Vec<&Target> = Vec::new();
+    let result = async {
+        for target in targets {
+            stored.push(target);
+            let sent = target.upload(&manifest.file, artifact).await?;
+            check_stored(target, manifest, sent).await?;
+        }
+        let body = serde_json::to_vec_pretty(manifest).context("writing the manifest")?;
+        for target in targets {
+            target
+                .put(&Manifest::name_for(&manifest.id), body.clone())
+                .await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    if result.is_err() {
+        for target in stored {
+            let _ = target.delete(&Manifest::name_for(&manifest.id)).await;
+            let _ = target.delete(&manifest.file).await;
+        }
+    }
+    result
+}
+
+/// The stored artifact has the manifest's size (and, on the local disk, its hash).
+async fn check_stored(target: &Target, manifest: &Manifest, sent: u64) -> anyhow::Result<()> {
+    let size = target.size(&manifest.file).await?;
+    if size != Some(manifest.file_bytes) || sent != manifest.file_bytes {
+        bail!(
+            "the {} target holds {:?} bytes of {} after the upload, expected {}",
+            target.name,
+            size,
+            manifest.file,
+            manifest.file_bytes
+        );
+    }
+    if let Some(path) = target.local_path(&manifest.file) {
+        let (_, sha) = tokio::task::spawn_blocking(move || pack::hash_file(&path))
+            .await
+            .context("hashing the stored backup")??;
+        if sha != manifest.file_sha256 {
+            bail!(
+                "the {} target's copy of {} has the wrong sha256",
+                target.name,
+                manifest.file
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Delete what the retention policy no longer keeps, and leftovers of failed runs. Returns how
+/// many backups were removed.
+async fn apply_retention(
+    target: &Target,
+    settings: &Settings,
+    current: &str,
+) -> anyhow::Result<usize> {
+    let manifests = target.manifests().await?;
+    let candidates: Vec<retention::Candidate> = manifests
+        .iter()
+        .filter_map(|m| {
+            Some(retention::Candidate {
+                id: &m.id,
+                created: m.created_at()?,
+            })
+        })
+        .collect();
+    let doomed = retention::plan(&candidates, &settings.backup.retention);
+    for id in &doomed {
+        if *id == current {
+            continue;
+        }
+        if let Some(m) = manifests.iter().find(|m| m.id == *id) {
+            // Manifest first: from then on the backup is no longer listed.
+            target.delete(&Manifest::name_for(&m.id)).await?;
+            target.delete(&m.file).await?;
+        }
+    }
+    // Artifacts with no manifest are left from runs that failed or were killed mid-upload;
+    // an hour's grace covers a run still uploading from another process.
+    let listed: std::collections::HashSet<&str> = manifests.iter().map(|m| m.id.as_str()).collect();
+    let grace = Utc::now() - chrono::Duration::hours(1);
+    for object in target.list().await? {
+        if let Some(id) = Manifest::id_of(&object.name)
+            && id != current
+            && !listed.contains(id)
+            && object.modified < grace
+        {
+            target.delete(&object.name).await?;
+        }
+    }
+    Ok(doomed.iter().filter(|id| **id != current).count())
+}
+
+/// Every backup on every configured target (or only `from`), newest first.
+pub async fn list(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec<Listed>> {
+    let mut all = Vec::new();
+    for target in selected(settings, from)? {
+        for manifest in target.manifests().await? {
+            all.push(Listed {
+                target: target.name,
+                manifest,
+            });
+        }
+    }
+    all.sort_by(|a, b| b.manifest.id.cmp(&a.manifest.id));
+    Ok(all)
+}
+
+/// The configured targets, or only the one named `from`.
+pub fn selected(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec<Target>> {
+    let targets = targets::configured(settings)?;
+    match from {
+        None => Ok(targets),
+        Some(name) => {
+            let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
+            let found: Vec<Target> = targets.iter().filter(|t| t.name == name).cloned().collect();
+            if found.is_empty() {
+                bail!(
+                    "no backup target named {name:?} (configured: {})",
+                    names.join(", ")
+                );
+            }
+            Ok(found)
+        }
+    }
+}
+
+/// A backup's manifest and the target holding it, looked up by id.
+pub async fn find(
+    settings: &Settings,
+    from: Option<&str>,
+    id: &str,
+) -> anyhow::Result<Option<(Target, Manifest)>> {
+    if !manifest::is_id(id) {
+        return Ok(None);
+    }
+    for target in selected(settings, from)? {
+        let name = Manifest::name_for(id);
+        if target.size(&name).await?.is_none() {
+            continue;
+        }
+        let manifest: Manifest = serde_json::from_slice(&target.get(&name).await?)
+            .with_context(|| format!("{name} on the {} target is not a manifest", target.name))?;
+        return Ok(Some((target, manifest)));
+    }
+    Ok(None)
+}
+
+/// The outcome of verifying one stored backup.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub target: &'static str,
+    pub id: String,
+    /// What was checked, or why it failed.
+    pub result: Result<String, String>,
+}
+
+/// Download `id` (or every backup) and check it against its manifest: size and sha256 of the
+/// artifact; with the identity (or unencrypted), also the database's hash and integrity.
+pub async fn verify(
+    settings: &Settings,
+    from: Option<&str>,
+    id: Option<&str>,
+    identity: Option<&Path>,
+) -> anyhow::Result<Vec<Verified>> {
+    let identities = match identity {
+        Some(p) => pack::read_identities(p)?,
+        None => Vec::new(),
+    };
+    let identities = std::sync::Arc::new(identities);
+    let mut out = Vec::new();
+    for target in selected(settings, from)? {
+        for manifest in target.manifests().await? {
+            if id.is_some_and(|id| id != manifest.id) {
+                continue;
+            }
+            let result = fetch_and_check(settings, &target, &manifest, identities.clone())
+                .await
+                .map_err(|e| format!("{e:#}"));
+            out.push(Verified {
+                target: target.name,
+                id: manifest.id.clone(),
+                result,
+            });
+        }
+    }
+    if let Some(id) = id
+        && out.is_empty()
+    {
+        bail!("no backup {id} on the selected targets");
+    }
+    Ok(out)
+}
+
+/// Download one backup into scratch space and check it; with `keep`, leave the checked
+/// database at that path (restore uses this).
+pub(crate) async fn fetch_and_check(
+    settings: &Settings,
+    target: &Target,
+    manifest: &Manifest,
+    identities: std::sync::Arc<Vec<Box<dyn age::Identity + Send + Sync>>>,
+) -> anyhow::Result<String> {
+    let work = scratch(settings, "verify-")?;
+    let db = work.path().join("check.db");
+    unpack_checked(target, manifest, &work, &db, identities).await
+}
+
+/// Download `manifest`'s artifact into `work`, check it, and unpack it into `db`.
+pub(crate) async fn unpack_checked(
+    target: &Target,
+    manifest: &Manifest,
+    work: &tempfile::TempDir,
+    db: &Path,
+    identities: std::sync::Arc<Vec<Box<dyn age::Identity + Send + Sync>>>,
+) -> anyhow::Result<String> {
+    let artifact = work.path().join(&manifest.file);
+    target.download(&manifest.file, &artifact).await?;
+    let manifest = manifest.clone();
+    let db = db.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (bytes, sha) = pack::hash_file(&artifact)?;
+        if bytes != manifest.file_bytes || sha != manifest.file_sha256 {
+            bail!(
+                "{} does not match its manifest (size {bytes}, sha256 {sha}; the manifest says {} \
+                 and {}): it is damaged or was altered",
+                manifest.file,
+                manifest.file_bytes,
+                manifest.file_sha256
+            );
+        }
+        if manifest.encrypted && identities.is_empty() {
+            return Ok(
+                "artifact size and sha256 ok; contents not checked (encrypted: pass --identity)"
+                    .to_string(),
+            );
+        }
+        let unpacked = pack::unpack(&artifact, &db, manifest.encrypted, &identities)?;
+        let _ = std::fs::remove_file(&artifact);
+        if unpacked.db_sha256 != manifest.db_sha256 || unpacked.db_bytes != manifest.db_bytes {
+            bail!("the unpacked database does not match the manifest's sha256");
+        }
+        snapshot::check_file(&db)?;
+        Ok(format!(
+            "ok: sha256 and integrity_check pass ({} database)",
+            human_bytes(manifest.db_bytes)
+        ))
+    })
+    .await
+    .context("the verify task failed")?
+}

@@ -1,0 +1,93 @@
+//! A consistent copy of the live database while writes go on: SQLite's online backup API, run
+//! as one step on a read-only connection of its own, so the copy is one read transaction's
+//! snapshot and the writer never waits for it (WAL). The copy is then checked with
+//! `PRAGMA integrity_check`; a copy that fails is never stored.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rusqlite::{Connection, OpenFlags};
+
+/// What the snapshot holds, read from the copy itself.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub schema_version: i64,
+    pub change_seq: i64,
+}
+
+/// Copy the database at `live` into the new file `copy` and check the copy.
+pub fn take(live: &Path, copy: &Path) -> anyhow::Result<Snapshot> {
+    let source = Connection::open_with_flags(
+        live,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", live.display()))?;
+    source.busy_timeout(Duration::from_secs(5))?;
+    let mut target =
+        Connection::open(copy).with_context(|| format!("creating {}", copy.display()))?;
+    {
+        let backup = rusqlite::backup::Backup::new(&source, &mut target)?;
+        // All pages in one step: one read transaction, so the copy is a consistent snapshot.
+        // (Several smaller steps would restart whenever the writer commits in between.)
+        match backup.step(-1).context("copying the database")? {
+            rusqlite::backup::StepResult::Done => {}
+            other => bail!("the database copy did not complete ({other:?})"),
+        }
+    }
+    drop(source);
+    // A self-contained single file: the copy carries the live database's WAL flag, and
+    // restoring switches it back to WAL on open.
+    target
+        .pragma_update(None, "journal_mode", "DELETE")
+        .context("finishing the copy")?;
+    check(&target)?;
+    let schema_version: i64 = target.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let change_seq: i64 = target
+        .query_row(
+            "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = '_changes'), 0)",
+            [],
+            |r| r.get(0),
+        )
+        .context("reading the change-log position")?;
+    target
+        .close()
+        .map_err(|(_, e)| e)
+        .context("closing the copy")?;
+    Ok(Snapshot {
+        schema_version,
+        change_seq,
+    })
+}
+
+/// `PRAGMA integrity_check` and a look for onebox's own tables; an error says what is wrong.
+pub fn check(conn: &Connection) -> anyhow::Result<()> {
+    let mut stmt = conn.prepare("PRAGMA integrity_check")?;
+    let problems: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<_, _>>()
+        .context("running integrity_check")?;
+    if problems != ["ok"] {
+        let shown: Vec<&str> = problems.iter().take(5).map(String::as_str).collect();
+        bail!("integrity_check failed: {}", shown.join("; "));
+    }
+    let ours: i64 = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_collections', '_users', '_changes')",
+        [],
+        |r| r.get(0),
+    )?;
+    if ours != 3 {
+        bail!("the file is a SQLite database but not a onebox one");
+    }
+    Ok(())
+}
+
+/// Open `path` (a restored or downloaded copy) read-only and `check` it.
+pub fn check_file(path: &Path) -> anyhow::Result<()> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening {}", path.display()))?;
+    check(&conn)
+}
