@@ -506,6 +506,59 @@ mod tests {
     }
 
     #[test]
+    fn schedules_must_be_six_field_cron_or_off() {
+        let with = |backup: &str| {
+            let mut raw = RawConfig::default();
+            raw.jobs.backup = backup.into();
+            Settings::from_raw(DataDir::new("/tmp/x"), raw)
+        };
+        assert!(with("0 0 3 * * *").is_ok());
+        assert!(with("off").is_ok());
+        let five = with("0 3 * * *").unwrap_err().to_string();
+        assert!(five.contains("has 5 fields"), "{five}");
+        let bad = with("0 0 25 * * *").unwrap_err().to_string();
+        assert!(bad.contains("not a valid cron schedule"), "{bad}");
+    }
+
+    #[test]
+    fn backup_settings_are_checked() {
+        let with = |change: &dyn Fn(&mut BackupConfig)| {
+            let mut raw = RawConfig::default();
+            change(&mut raw.backup);
+            Settings::from_raw(DataDir::new("/tmp/x"), raw).map_err(|e| e.to_string())
+        };
+        let err = with(&|b| b.encrypt_to = vec!["age1nope".into()]).unwrap_err();
+        assert!(err.contains("not an age public key"), "{err}");
+        let err = with(&|b| b.local_dir = PathBuf::new()).unwrap_err();
+        assert!(err.contains("need a target"), "{err}");
+        let err = with(&|b| b.zstd_level = 30).unwrap_err();
+        assert!(err.contains("zstd_level"), "{err}");
+    }
+
+    #[test]
+    fn describe_redacts_the_s3_secret_and_the_webhook() {
+        let mut raw = RawConfig::default();
+        raw.backup.s3 = Some(S3Config {
+            bucket: "b".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: "us-east-1".into(),
+            prefix: String::new(),
+            access_key_id: Some("AKIDEXAMPLE".into()),
+            secret_access_key: Some("very-secret-key".into()),
+            path_style: true,
+        });
+        raw.jobs.alert_webhook = Some("https://hooks.example/T0KEN".into());
+        let text = Settings::from_raw(DataDir::new("/tmp/x"), raw)
+            .unwrap()
+            .describe();
+        assert!(
+            !text.contains("very-secret-key") && !text.contains("T0KEN"),
+            "{text}"
+        );
+        assert!(text.contains("bucket = \"b\""), "{text}");
+    }
+
+    #[test]
     fn describe_lists_keys() {
         let s = Settings::defaults("/tmp/x");
         let text = s.describe();

@@ -152,3 +152,71 @@ fn swap_in(restored: &Path, live: &Path) -> anyhow::Result<Option<PathBuf>> {
     }
     Ok(kept_aside)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(ids: &[&str]) -> Vec<Listed> {
+        ids.iter()
+            .map(|id| {
+                let t = chrono::NaiveDateTime::parse_from_str(&id[..15], "%Y%m%dT%H%M%S")
+                    .unwrap()
+                    .and_utc();
+                Listed {
+                    target: "local",
+                    manifest: Manifest {
+                        format: 1,
+                        id: id.to_string(),
+                        created: crate::time::format(t),
+                        app_version: "0".into(),
+                        schema_version: 1,
+                        change_seq: 0,
+                        db_bytes: 0,
+                        db_sha256: String::new(),
+                        file: Manifest::file_for(id, false),
+                        file_bytes: 0,
+                        file_sha256: String::new(),
+                        compression: "zstd".into(),
+                        encrypted: false,
+                    },
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn choose_picks_by_id_latest_or_the_newest_at_or_before_a_time() {
+        let all = listed(&[
+            "20261103T030000Z-0003",
+            "20261102T030000Z-0002",
+            "20261101T030000Z-0001",
+        ]);
+        let pick = |choice: Choice| choose(&all, &choice).map(|l| l.manifest.id.clone());
+        assert_eq!(pick(Choice::default()).unwrap(), "20261103T030000Z-0003");
+        let by_id = Choice {
+            id: Some("20261101T030000Z-0001".into()),
+            ..Default::default()
+        };
+        assert_eq!(pick(by_id).unwrap(), "20261101T030000Z-0001");
+        let at = |s: &str| Choice {
+            at: crate::time::parse(s),
+            ..Default::default()
+        };
+        assert_eq!(
+            pick(at("2026-11-02T12:00:00Z")).unwrap(),
+            "20261102T030000Z-0002"
+        );
+        assert_eq!(
+            pick(at("2026-11-02T03:00:00Z")).unwrap(),
+            "20261102T030000Z-0002"
+        );
+        let none = pick(at("2026-10-31T00:00:00Z")).unwrap_err().to_string();
+        assert!(none.contains("at or before"), "{none}");
+        let missing = Choice {
+            id: Some("20261105T030000Z-0005".into()),
+            ..Default::default()
+        };
+        assert!(pick(missing).is_err());
+    }
+}

@@ -91,3 +91,53 @@ pub fn check_file(path: &Path) -> anyhow::Result<()> {
     .with_context(|| format!("opening {}", path.display()))?;
     check(&conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Durability;
+    use crate::db::{Db, DbError};
+
+    #[tokio::test]
+    async fn the_snapshot_holds_commits_still_in_the_wal_and_passes_its_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(&dir.path().join("onebox.db"), Durability::Normal, 1).unwrap();
+        db.write(|c| -> Result<(), DbError> {
+            c.execute_batch(
+                "CREATE TABLE t (x INTEGER);
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+                 INSERT INTO t SELECT i FROM n;
+                 INSERT INTO _changes (time, collection, op) VALUES ('2026-01-01T00:00:00.000Z', 't', 'schema');",
+            )?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        let copy = dir.path().join("copy.db");
+        let snap = take(&dir.path().join("onebox.db"), &copy).unwrap();
+        assert_eq!(snap.change_seq, 1);
+        assert_eq!(snap.schema_version, crate::db::schema_version());
+        let conn = Connection::open(&copy).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 5000);
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
+        assert!(!dir.path().join("copy.db-wal").exists());
+    }
+
+    #[test]
+    fn a_database_that_is_not_onebox_fails_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x);")
+            .unwrap();
+        let err = check_file(&path).unwrap_err().to_string();
+        assert!(err.contains("not a onebox one"), "{err}");
+    }
+}

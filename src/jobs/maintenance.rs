@@ -24,9 +24,10 @@ pub async fn prune(db: &Db, settings: &Settings) -> anyhow::Result<String> {
         .unwrap_or(0);
     let now = Utc::now();
     let stamp = |d: chrono::Duration| crate::time::format(now - d);
-    let (now_s, idle_before, runs_before, changes_before) = (
+    let (now_s, idle_before, day_before, runs_before, changes_before) = (
         crate::time::format(now),
         stamp(chrono::Duration::from_std(settings.session_idle).unwrap_or_default()),
+        stamp(chrono::Duration::days(1)),
         stamp(chrono::Duration::days(i64::from(
             settings.jobs.keep_runs_days,
         ))),
@@ -45,7 +46,7 @@ pub async fn prune(db: &Db, settings: &Settings) -> anyhow::Result<String> {
             let attempts = conn.execute(
                 "DELETE FROM _login_attempts WHERE window_start < ?1 \
                  AND (blocked_until IS NULL OR blocked_until < ?2)",
-                [&idle_before, &now_s],
+                [&day_before, &now_s],
             )?;
             let runs = crate::jobs::runs::delete_older(conn, &runs_before)?;
             let changes = conn.execute(

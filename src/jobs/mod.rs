@@ -11,6 +11,8 @@
 pub mod alert;
 pub mod maintenance;
 pub mod runs;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::sync::{Arc, Mutex};
@@ -129,6 +131,9 @@ struct Inner {
     started: DateTime<Utc>,
     /// The last success time a stale-backup alert was sent for (one alert per stale spell).
     stale_alerted: Mutex<Option<Option<String>>>,
+    /// Tests: make the next run's body panic.
+    #[cfg(test)]
+    panic_next: std::sync::atomic::AtomicBool,
 }
 
 impl Jobs {
@@ -139,6 +144,8 @@ impl Jobs {
                 settings,
                 started: Utc::now(),
                 stale_alerted: Mutex::new(None),
+                #[cfg(test)]
+                panic_next: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -251,6 +258,14 @@ impl Jobs {
 
     async fn body(&self, job: JobName) -> anyhow::Result<String> {
         let (db, settings) = (&self.inner.db, &self.inner.settings);
+        #[cfg(test)]
+        if self
+            .inner
+            .panic_next
+            .swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            panic!("a test asked this run to panic");
+        }
         match job {
             JobName::Backup => crate::backup::run(settings, Utc::now())
                 .await
@@ -427,7 +442,11 @@ impl Jobs {
 
     /// Alert (once per stale spell) when backups are stale.
     pub async fn check_backup_age(&self) {
-        let health = match self.backup_health(Utc::now()).await {
+        self.check_backup_age_at(Utc::now()).await
+    }
+
+    async fn check_backup_age_at(&self, now: DateTime<Utc>) {
+        let health = match self.backup_health(now).await {
             Ok(h) => h,
             Err(e) => {
                 tracing::error!(error = %format!("{e:#}"), "cannot check the backup age");
