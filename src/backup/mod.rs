@@ -28,6 +28,8 @@ use targets::Target;
 pub struct Report {
     pub manifest: Manifest,
     pub targets: Vec<&'static str>,
+    /// Seconds spent copying, checking, packing and storing; and in all.
+    pub phases: Phases,
     pub seconds: f64,
     /// Backups removed by retention, per target.
     pub pruned: usize,
@@ -38,14 +40,19 @@ pub struct Report {
 impl Report {
     /// One line for the job's record and the log.
     pub fn summary(&self) -> String {
-        let m = &self.manifest;
+        let (m, p) = (&self.manifest, &self.phases);
         let mut s = format!(
-            "{}: {} → {}{} in {:.1} s on {}; change seq {}",
+            "{}: {} → {}{} in {:.1} s (snapshot {:.2} s, check {:.2} s, pack {:.2} s, store {:.2} s) \
+             on {}; change seq {}",
             m.id,
             human_bytes(m.db_bytes),
             human_bytes(m.file_bytes),
             if m.encrypted { " (encrypted)" } else { "" },
             self.seconds,
+            p.snapshot,
+            p.check,
+            p.pack,
+            p.store,
             self.targets.join(", "),
             m.change_seq
         );
@@ -58,6 +65,19 @@ impl Report {
         }
         s
     }
+}
+
+/// Where a backup run's time went, in seconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Phases {
+    /// The online copy of the live database (the only part that reads it).
+    pub snapshot: f64,
+    /// `integrity_check` of the copy.
+    pub check: f64,
+    /// zstd (and age) into the artifact.
+    pub pack: f64,
+    /// Upload, verification and manifests on every target.
+    pub store: f64,
 }
 
 /// A backup as listed on one target.
@@ -105,7 +125,7 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
     let encrypted = !settings.backup.encrypt_to.is_empty();
     let file = Manifest::file_for(&id, encrypted);
     let artifact = work.path().join(&file);
-    let manifest = {
+    let (manifest, mut timings) = {
         let live = settings.data_dir.database();
         let copy = work.path().join("snapshot.db");
         let artifact = artifact.clone();
@@ -120,17 +140,21 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
             })
             .collect::<anyhow::Result<Vec<_>>>()
             .context("backup.encrypt_to")?;
-        let (snap, packed) = tokio::task::spawn_blocking(move || {
-            let snap = snapshot::take(&live, &copy).context("taking the snapshot")?;
+        let (snap, packed, phases) = tokio::task::spawn_blocking(move || {
+            let mut phases = Phases::default();
+            let (snap, check) = snapshot::take(&live, &copy).context("taking the snapshot")?;
+            (phases.snapshot, phases.check) = (check.copied, check.checked);
+            let packing = Instant::now();
             let packed =
                 pack::pack(&copy, &artifact, level, &recipients).context("packing the snapshot")?;
+            phases.pack = packing.elapsed().as_secs_f64();
             // The uncompressed copy is no longer needed; free its space before uploading.
             let _ = std::fs::remove_file(&copy);
-            anyhow::Ok((snap, packed))
+            anyhow::Ok((snap, packed, phases))
         })
         .await
         .context("the snapshot task failed")??;
-        Manifest {
+        let manifest = Manifest {
             format: manifest::FORMAT,
             id: id.clone(),
             created: crate::time::format(now),
@@ -144,9 +168,12 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
             file_sha256: packed.file_sha256,
             compression: "zstd".into(),
             encrypted,
-        }
+        };
+        (manifest, phases)
     };
+    let storing = Instant::now();
     store(&targets, &manifest, &artifact).await?;
+    timings.store = storing.elapsed().as_secs_f64();
     drop(work);
     let (mut pruned, mut warnings) = (0, Vec::new());
     for target in &targets {
@@ -161,6 +188,7 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
     Ok(Report {
         manifest,
         targets: targets.iter().map(|t| t.name).collect(),
+        phases: timings,
         seconds: started.elapsed().as_secs_f64(),
         pruned,
         warnings,

@@ -16,8 +16,16 @@ pub struct Snapshot {
     pub change_seq: i64,
 }
 
+/// Seconds spent copying and checking.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub copied: f64,
+    pub checked: f64,
+}
+
 /// Copy the database at `live` into the new file `copy` and check the copy.
-pub fn take(live: &Path, copy: &Path) -> anyhow::Result<Snapshot> {
+pub fn take(live: &Path, copy: &Path) -> anyhow::Result<(Snapshot, Timing)> {
+    let started = std::time::Instant::now();
     let source = Connection::open_with_flags(
         live,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -41,7 +49,9 @@ pub fn take(live: &Path, copy: &Path) -> anyhow::Result<Snapshot> {
     target
         .pragma_update(None, "journal_mode", "DELETE")
         .context("finishing the copy")?;
+    let copied = started.elapsed().as_secs_f64();
     check(&target)?;
+    let checked = started.elapsed().as_secs_f64() - copied;
     let schema_version: i64 = target.pragma_query_value(None, "user_version", |r| r.get(0))?;
     let change_seq: i64 = target
         .query_row(
@@ -54,10 +64,13 @@ pub fn take(live: &Path, copy: &Path) -> anyhow::Result<Snapshot> {
         .close()
         .map_err(|(_, e)| e)
         .context("closing the copy")?;
-    Ok(Snapshot {
-        schema_version,
-        change_seq,
-    })
+    Ok((
+        Snapshot {
+            schema_version,
+            change_seq,
+        },
+        Timing { copied, checked },
+    ))
 }
 
 /// `PRAGMA integrity_check` and a look for onebox's own tables; an error says what is wrong.
@@ -114,7 +127,7 @@ mod tests {
         .await
         .unwrap();
         let copy = dir.path().join("copy.db");
-        let snap = take(&dir.path().join("onebox.db"), &copy).unwrap();
+        let (snap, _) = take(&dir.path().join("onebox.db"), &copy).unwrap();
         assert_eq!(snap.change_seq, 1);
         assert_eq!(snap.schema_version, crate::db::schema_version());
         let conn = Connection::open(&copy).unwrap();
