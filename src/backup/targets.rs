@@ -3,6 +3,7 @@
 //! are atomic on both: a local file appears under its name only when complete (written under
 //! a staging name, then renamed), an S3 multipart upload only when completed.
 
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +85,12 @@ pub fn configured(settings: &Settings) -> anyhow::Result<Vec<Target>> {
 impl Target {
     /// A directory on this machine (created if missing).
     pub fn local(dir: &Path) -> anyhow::Result<Target> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Backups hold every record and credential hash: only the owner may read them.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
         let store = LocalFileSystem::new_with_prefix(dir)
             .with_context(|| format!("opening {}", dir.display()))?
             .with_automatic_cleanup(true);
@@ -253,13 +259,15 @@ impl Target {
         }
     }
 
-    /// Flush a file written to the local target, and its directory entry, to disk.
+    /// Make a file written to the local target private, and flush it and its directory
+    /// entry to disk.
     async fn sync_local(&self, name: &str) -> std::io::Result<()> {
         let Some(dir) = self.local_dir.clone() else {
             return Ok(());
         };
         let file = dir.join(name);
         tokio::task::spawn_blocking(move || {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
             std::fs::File::open(file)?.sync_all()?;
             std::fs::File::open(dir)?.sync_all()
         })

@@ -82,6 +82,21 @@ async fn a_backup_run_is_recorded_from_start_to_end() {
     assert!(run.finished.is_some());
     let listed = crate::backup::list(&f.settings, None).await.unwrap();
     assert_eq!(listed.len(), 1);
+    // Backups hold every record and credential hash: private to the owner.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = f.settings.data_dir.root().join("backups");
+    for name in [
+        listed[0].manifest.file.clone(),
+        format!("{}.json", listed[0].manifest.id),
+    ] {
+        let mode = std::fs::metadata(dir.join(&name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
     assert!(run.detail.unwrap().starts_with(&listed[0].manifest.id));
     let health = f.jobs.backup_health(Utc::now()).await.unwrap();
     assert!(health.warning.is_none() && health.last_success.is_some());
