@@ -6,8 +6,10 @@ mod helpers;
 
 mod access;
 mod auth;
+mod backups;
 mod collections;
 mod http;
+mod jobs;
 mod query;
 mod records;
 mod rules;
