@@ -17,6 +17,7 @@ mod site;
 mod site_account;
 mod site_admin;
 mod site_admin_collections;
+mod site_admin_jobs;
 mod site_admin_users;
 mod site_client;
 mod site_record_forms;
