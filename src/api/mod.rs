@@ -2,11 +2,14 @@
 //! service call, then a `Reply`. Every error under `/api` is `application/problem+json`.
 
 mod auth;
+mod backups;
 mod body;
 mod collections;
 pub mod guards;
 mod health;
+mod jobs;
 mod openapi;
+mod openapi_admin;
 pub mod problem;
 mod records;
 mod reply;
@@ -52,6 +55,12 @@ pub fn mount(rocket: Rocket<Build>) -> Rocket<Build> {
                 tokens::list_tokens,
                 tokens::create_token,
                 tokens::delete_token,
+                jobs::list_jobs,
+                jobs::run_job,
+                jobs::get_job_run,
+                backups::list_backups,
+                backups::create_backup,
+                backups::download_backup,
                 openapi::openapi_json,
             ]),
         )

@@ -112,7 +112,7 @@ fn record_schemas(c: &Collection) -> (Value, Value) {
     (record, input)
 }
 
-fn problem_responses(codes: &[&str]) -> Map<String, Value> {
+pub(super) fn problem_responses(codes: &[&str]) -> Map<String, Value> {
     codes
         .iter()
         .map(|c| {
@@ -136,6 +136,7 @@ fn problem_name(code: &str) -> &'static str {
         "415" => "UnsupportedMediaType",
         "422" => "ValidationFailed",
         "429" => "TooManyRequests",
+        "503" => "ServiceUnavailable",
         _ => "Problem",
     }
 }
@@ -144,7 +145,7 @@ fn json_body(schema_ref: &str) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": { "$ref": schema_ref } } } })
 }
 
-fn json_response(description: &str, schema: Value) -> Value {
+pub(super) fn json_response(description: &str, schema: Value) -> Value {
     json!({ "description": description, "content": { "application/json": { "schema": schema } } })
 }
 
@@ -340,6 +341,7 @@ pub fn document(collections: &[std::sync::Arc<Collection>]) -> Value {
     let mut schemas = Map::new();
     let mut paths = Map::new();
     static_paths(&mut paths);
+    super::openapi_admin::admin_paths(&mut paths, &mut schemas);
     for c in collections {
         let (record, input) = record_schemas(c);
         let mut patch = input.clone();
@@ -370,7 +372,7 @@ pub fn document(collections: &[std::sync::Arc<Collection>]) -> Value {
     );
     let mut responses = Map::new();
     for code in [
-        "400", "401", "403", "404", "409", "412", "413", "415", "422", "429",
+        "400", "401", "403", "404", "409", "412", "413", "415", "422", "429", "503",
     ] {
         responses.insert(
             problem_name(code).into(),

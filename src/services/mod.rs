@@ -3,8 +3,10 @@
 
 pub mod account;
 pub mod audit_trail;
+pub mod backups;
 pub mod collections;
 pub mod identity;
+pub mod jobs;
 pub mod records;
 pub mod sessions;
 pub mod setup;

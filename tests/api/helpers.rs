@@ -27,6 +27,8 @@ pub struct Resp {
     pub json: Value,
     pub headers: HashMap<String, String>,
     pub content_type: Option<String>,
+    /// The body as sent (`json` is it parsed, or null).
+    pub body: Vec<u8>,
 }
 
 impl Resp {
@@ -140,13 +142,14 @@ impl TestApp {
                 )
             })
             .collect();
-        let text = res.into_string().await.unwrap_or_default();
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let body = res.into_bytes().await.unwrap_or_default();
+        let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Resp {
             status,
             json,
             headers,
             content_type,
+            body,
         }
     }
 
@@ -206,6 +209,51 @@ impl TestApp {
             .await;
         assert_eq!(login.status, 200, "{:?}", login.json);
         (id, login.json["token"].as_str().unwrap().to_string())
+    }
+
+    /// Start a job through the API as admin; panics unless 202. Returns the run id.
+    pub async fn start_job(&self, job: &str) -> i64 {
+        let r = self
+            .call(
+                Method::Post,
+                &format!("/api/admin/jobs/{job}/run"),
+                Some(&self.admin),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.json);
+        r.json["run_id"].as_i64().unwrap()
+    }
+
+    /// Poll the run until it has ended (a bounded wait, in short steps); returns it.
+    pub async fn wait_for_run(&self, id: i64) -> Value {
+        for _ in 0..600 {
+            let r = self
+                .get(&format!("/api/admin/jobs/runs/{id}"), Some(&self.admin))
+                .await;
+            assert_eq!(r.status, 200, "{:?}", r.json);
+            if r.json["status"] != "running" {
+                return r.json;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("run {id} did not end within 30 seconds");
+    }
+
+    /// How many job runs are recorded.
+    pub fn run_count(&self) -> i64 {
+        self.sqlite()
+            .query_row("SELECT count(*) FROM _job_runs", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Hold the job's lock file, as another process running it would, until dropped.
+    pub fn hold_job_lock(&self, job: &str) -> std::fs::File {
+        let dir = self.dir.path().join("tmp");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = std::fs::File::create(dir.join(format!("job-{job}.lock"))).unwrap();
+        file.try_lock().unwrap();
+        file
     }
 
     /// Open the database file directly (read-only) to check what is really stored.

@@ -226,6 +226,16 @@ async fn openapi_document_describes_live_collections_and_validates() {
         doc["components"]["schemas"]["books_input"]["required"],
         json!(["title"])
     );
+    for (path, method) in [
+        ("/api/admin/jobs", "get"),
+        ("/api/admin/jobs/{name}/run", "post"),
+        ("/api/admin/jobs/runs/{id}", "get"),
+        ("/api/admin/backups", "get"),
+        ("/api/admin/backups", "post"),
+        ("/api/admin/backups/{id}/download", "get"),
+    ] {
+        assert!(doc["paths"][path][method].is_object(), "{method} {path}");
+    }
     validate_openapi(doc);
 }
 

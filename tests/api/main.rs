@@ -6,8 +6,10 @@ mod helpers;
 
 mod access;
 mod auth;
+mod backups;
 mod collections;
 mod http;
+mod jobs;
 mod query;
 mod records;
 mod rules;
@@ -15,6 +17,7 @@ mod site;
 mod site_account;
 mod site_admin;
 mod site_admin_collections;
+mod site_admin_jobs;
 mod site_admin_users;
 mod site_client;
 mod site_record_forms;

@@ -13,7 +13,8 @@ pub async fn admin_site(app: &TestApp) -> SiteClient<'_> {
     site
 }
 
-/// Everything an admin form could change: definitions, tables, users, sessions, tokens.
+/// Everything an admin form could change: definitions, tables, users, sessions, tokens, and
+/// job runs (a started job is a run).
 pub fn snapshot(app: &TestApp) -> String {
     let db = app.sqlite();
     let mut out = String::new();
@@ -23,6 +24,7 @@ pub fn snapshot(app: &TestApp) -> String {
         "SELECT id || email || role || disabled || password_hash FROM _users ORDER BY id",
         "SELECT id FROM _sessions ORDER BY id",
         "SELECT id FROM _tokens ORDER BY id",
+        "SELECT id || job FROM _job_runs ORDER BY id",
     ] {
         let mut stmt = db.prepare(sql).unwrap();
         let rows = stmt.query_map([], |r| r.get::<_, String>(0)).unwrap();
@@ -90,6 +92,8 @@ fn get_pages(user: &str) -> Vec<String> {
         "/admin/users/{user}/delete",
         "/admin/audit",
         "/admin/audit?action=auth.",
+        "/admin/jobs",
+        "/admin/backups",
     ]
     .iter()
     .map(|p| p.replace("{user}", user))
@@ -141,6 +145,8 @@ fn post_forms(user: &str) -> Vec<(String, Vec<(&'static str, &'static str)>)> {
         ),
         ("/admin/users/{user}/sessions/end", vec![]),
         ("/admin/users/{user}/delete", vec![]),
+        ("/admin/jobs/backup/run", vec![]),
+        ("/admin/backups", vec![]),
     ];
     forms
         .into_iter()
@@ -210,7 +216,7 @@ async fn admin_forms_without_the_csrf_token_are_refused_and_change_nothing() {
 }
 
 #[rocket::async_test]
-async fn unknown_collections_fields_indexes_and_users_are_404_pages() {
+async fn unknown_collections_fields_indexes_users_and_jobs_are_404_pages() {
     let app = TestApp::spawn().await;
     books(&app).await;
     let admin = admin_site(&app).await;
@@ -235,6 +241,7 @@ async fn unknown_collections_fields_indexes_and_users_are_404_pages() {
         "/admin/collections/nope/delete",
         "/admin/collections/books/fields/nope/drop",
         "/admin/users/01ARZ3NDEKTSV4RRFFQ69G5FAV/delete",
+        "/admin/jobs/vacuum/run",
     ] {
         assert_eq!(admin.post(path, &[]).await.status, 404, "{path}");
     }

@@ -20,6 +20,8 @@ pub struct SiteClient<'a> {
 pub struct Page {
     pub status: u16,
     pub body: String,
+    /// The body as sent (`body` is it as text).
+    pub bytes: Vec<u8>,
     pub headers: HashMap<String, String>,
     /// Every `Set-Cookie` header, as sent.
     pub set_cookies: Vec<String>,
@@ -145,10 +147,11 @@ impl<'a> SiteClient<'a> {
                     .insert(c.name().to_string(), c.value().to_string());
             }
         }
-        let body = res.into_string().await.unwrap_or_default();
+        let bytes = res.into_bytes().await.unwrap_or_default();
         let page = Page {
             status,
-            body,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
             headers,
             set_cookies,
         };

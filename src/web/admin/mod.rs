@@ -1,9 +1,10 @@
 //! Admin pages, all behind the `Staff` guard: the index of admin sections, the collections
-//! editor (fields, rules, indexes), users and the audit trail. Handlers parse the form,
-//! call a service and redirect with a flash message, or show the page again with the
-//! service's messages beside the inputs.
+//! editor (fields, rules, indexes), users, the audit trail, jobs and backups. Handlers parse
+//! the form, call a service and redirect with a flash message, or show the page again with
+//! the service's messages beside the inputs.
 
 mod audit;
+mod backups;
 mod collection_editor;
 mod collection_fields;
 mod collection_indexes;
@@ -14,6 +15,7 @@ mod collections_list;
 mod field_drop;
 mod field_form;
 mod form_errors;
+mod jobs;
 mod patches;
 mod user_actions;
 mod user_page;
@@ -75,6 +77,10 @@ pub fn routes() -> Vec<Route> {
         user_actions::delete_user_page,
         user_actions::delete_user_submit,
         audit::audit_page,
+        jobs::jobs_page,
+        jobs::run_job_submit,
+        backups::backups_page,
+        backups::back_up_now_submit,
     ]
 }
 
