@@ -20,6 +20,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::manifest::Manifest;
 use crate::config::Settings;
 
+/// A stored object's bytes, chunk by chunk.
+pub type ByteStream =
+    futures_util::stream::BoxStream<'static, Result<bytes::Bytes, object_store::Error>>;
+
 /// One place backups are kept.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -170,7 +174,7 @@ impl Target {
     /// Stream `name` into the new file `to`.
     pub async fn download(&self, name: &str, to: &Path) -> anyhow::Result<()> {
         let what = || format!("downloading {name} from the {} target", self.name);
-        let mut stream = self.open(name).await?;
+        let (_, mut stream) = self.open(name).await?;
         let mut file = tokio::fs::File::create(to).await.with_context(what)?;
         while let Some(chunk) = stream.next().await {
             file.write_all(&chunk.with_context(what)?)
@@ -181,19 +185,14 @@ impl Target {
         Ok(())
     }
 
-    /// `name` as a stream of chunks (for downloads over HTTP).
-    pub async fn open(
-        &self,
-        name: &str,
-    ) -> anyhow::Result<
-        futures_util::stream::BoxStream<'static, Result<bytes::Bytes, object_store::Error>>,
-    > {
+    /// `name`'s stored size and its bytes as a stream of chunks (for downloads over HTTP).
+    pub async fn open(&self, name: &str) -> anyhow::Result<(u64, ByteStream)> {
         let got = self
             .store
             .get(&self.path(name))
             .await
             .with_context(|| format!("reading {name} from the {} target", self.name))?;
-        Ok(got.into_stream())
+        Ok((got.meta.size, got.into_stream()))
     }
 
     /// Every object under the target's prefix (not below it).

@@ -3,7 +3,6 @@
 //! (audited as `backup.download`). Taking a backup is the `backup` job (`services::jobs`).
 
 use chrono::{DateTime, Utc};
-use futures_util::stream::BoxStream;
 use serde::Serialize;
 use serde_json::json;
 
@@ -137,7 +136,7 @@ pub async fn list(app: &App, from: Option<&str>, now: DateTime<Utc>) -> Result<L
 pub struct Download {
     pub file: String,
     pub bytes: u64,
-    pub stream: BoxStream<'static, Result<bytes::Bytes, object_store::Error>>,
+    pub stream: crate::backup::targets::ByteStream,
 }
 
 fn is_not_found(e: &anyhow::Error) -> bool {
@@ -179,12 +178,7 @@ pub async fn open(
             target.name
         )));
     }
-    let bytes = target
-        .size(&manifest.file)
-        .await
-        .map_err(unavailable)?
-        .ok_or(AppError::NotFound)?;
-    let stream = target.open(&manifest.file).await.map_err(unavailable)?;
+    let (bytes, stream) = target.open(&manifest.file).await.map_err(unavailable)?;
     identity::audit(
         app,
         caller,
