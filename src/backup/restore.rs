@@ -110,6 +110,35 @@ pub async fn restore(settings: &Settings, choice: &Choice) -> anyhow::Result<Res
     })
 }
 
+/// Give `live` a second name, `<live>.before-restore-<time>` (with `-2`, `-3`… when a restore
+/// in the same second already took that name). The rename that follows then replaces `live`
+/// atomically, and at no moment is there no database under either name.
+fn link_aside(live: &Path) -> anyhow::Result<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let mut aside = PathBuf::new();
+    for n in 1..=100 {
+        let mut name = live.as_os_str().to_owned();
+        name.push(format!(".before-restore-{stamp}"));
+        if n > 1 {
+            name.push(format!("-{n}"));
+        }
+        aside = PathBuf::from(name);
+        match std::fs::hard_link(live, &aside) {
+            Ok(()) => return Ok(aside),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("keeping the current database as {}", aside.display())
+                });
+            }
+        }
+    }
+    bail!(
+        "keeping the current database: 100 names like {} are taken",
+        aside.display()
+    )
+}
+
 /// Put `restored` in place of `live`, keeping the old database (and its WAL) aside.
 fn swap_in(restored: &Path, live: &Path) -> anyhow::Result<Option<PathBuf>> {
     let sidecar = |p: &Path, suffix: &str| {
@@ -124,12 +153,7 @@ fn swap_in(restored: &Path, live: &Path) -> anyhow::Result<Option<PathBuf>> {
         if let Ok(conn) = rusqlite::Connection::open(live) {
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
-        let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
-        let aside = sidecar(live, &format!(".before-restore-{stamp}"));
-        // A second name for the old file: the rename below then replaces `live` atomically,
-        // and at no moment is there no database under either name.
-        std::fs::hard_link(live, &aside)
-            .with_context(|| format!("keeping the current database as {}", aside.display()))?;
+        let aside = link_aside(live)?;
         if std::fs::metadata(&live_wal).is_ok_and(|m| m.len() > 0) {
             std::fs::rename(&live_wal, sidecar(&aside, "-wal"))
                 .context("keeping the current write-ahead log aside")?;
@@ -151,4 +175,30 @@ fn swap_in(restored: &Path, live: &Path) -> anyhow::Result<Option<PathBuf>> {
             .with_context(|| format!("syncing {}", dir.display()))?;
     }
     Ok(kept_aside)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restores_in_the_same_second_keep_every_replaced_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("onebox.db");
+        std::fs::write(&live, "original").unwrap();
+        let mut kept = Vec::new();
+        for content in ["first restore", "second restore", "third restore"] {
+            let restored = dir.path().join("restored.db");
+            std::fs::write(&restored, content).unwrap();
+            kept.push(swap_in(&restored, &live).unwrap().unwrap());
+            assert_eq!(std::fs::read_to_string(&live).unwrap(), content);
+        }
+        let contents: Vec<String> = kept
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        assert_eq!(contents, ["original", "first restore", "second restore"]);
+        let name = kept[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("onebox.db.before-restore-"), "{name}");
+    }
 }
