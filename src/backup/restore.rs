@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, newest_first};
 use super::{Listed, pack, scratch};
 use crate::config::Settings;
 
@@ -35,7 +35,7 @@ pub struct Restored {
     pub kept_aside: Option<PathBuf>,
 }
 
-/// Pick the backup `choice` names from those listed (newest first).
+/// Pick the backup `choice` names from those listed.
 pub fn choose<'a>(listed: &'a [Listed], choice: &Choice) -> anyhow::Result<&'a Listed> {
     if let Some(id) = &choice.id {
         return listed
@@ -43,14 +43,17 @@ pub fn choose<'a>(listed: &'a [Listed], choice: &Choice) -> anyhow::Result<&'a L
             .find(|l| &l.manifest.id == id)
             .with_context(|| format!("no backup {id} on the selected targets"));
     }
+    // The newest of the candidates: `min` in newest-first order.
+    let newest = |a: &&Listed, b: &&Listed| newest_first(&a.manifest, &b.manifest);
     match choice.at {
         None => listed
-            .first()
+            .iter()
+            .min_by(newest)
             .context("there are no backups on the selected targets"),
         Some(at) => listed
             .iter()
             .filter(|l| l.manifest.created_at().is_some_and(|c| c <= at))
-            .max_by(|a, b| a.manifest.id.cmp(&b.manifest.id))
+            .min_by(newest)
             .with_context(|| {
                 format!(
                     "no backup was taken at or before {}",
@@ -180,6 +183,31 @@ fn swap_in(restored: &Path, live: &Path) -> anyhow::Result<Option<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latest_and_at_pick_by_time_even_within_one_second() {
+        use crate::backup::manifest::tests::taken;
+        let listed: Vec<Listed> = [
+            taken("20260102T030405Z-ffff", "2026-01-02T03:04:05.100Z"),
+            taken("20260102T030405Z-0000", "2026-01-02T03:04:05.900Z"),
+        ]
+        .into_iter()
+        .map(|manifest| Listed {
+            target: "local",
+            manifest,
+        })
+        .collect();
+        let latest = choose(&listed, &Choice::default()).unwrap();
+        assert_eq!(latest.manifest.id, "20260102T030405Z-0000");
+        let at = Choice {
+            at: crate::time::parse("2026-01-02T03:04:05.500Z"),
+            ..Choice::default()
+        };
+        assert_eq!(
+            choose(&listed, &at).unwrap().manifest.id,
+            "20260102T030405Z-ffff"
+        );
+    }
 
     #[test]
     fn restores_in_the_same_second_keep_every_replaced_database() {
