@@ -59,6 +59,14 @@ impl Manifest {
     }
 }
 
+/// Orders backups newest first: by when they were taken, then by id. The id alone does not
+/// do: ids of the same second differ only in their random suffix.
+pub fn newest_first(a: &Manifest, b: &Manifest) -> std::cmp::Ordering {
+    b.created_at()
+        .cmp(&a.created_at())
+        .then_with(|| b.id.cmp(&a.id))
+}
+
 /// A new backup id for a snapshot taken at `now`.
 pub fn new_id(now: chrono::DateTime<chrono::Utc>) -> String {
     format!(
@@ -84,7 +92,7 @@ pub fn is_id(s: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
@@ -100,6 +108,35 @@ mod tests {
             Some(a.as_str())
         );
         assert_eq!(Manifest::id_of(&Manifest::name_for(&a)), Some(a.as_str()));
+    }
+
+    /// A manifest with only its id and time filled in.
+    pub(crate) fn taken(id: &str, created: &str) -> Manifest {
+        Manifest {
+            format: FORMAT,
+            id: id.into(),
+            created: created.into(),
+            app_version: "test".into(),
+            schema_version: 1,
+            change_seq: 0,
+            db_bytes: 0,
+            db_sha256: String::new(),
+            file: Manifest::file_for(id, false),
+            file_bytes: 0,
+            file_sha256: String::new(),
+            compression: "zstd".into(),
+            encrypted: false,
+        }
+    }
+
+    #[test]
+    fn backups_of_the_same_second_sort_by_their_time_not_their_random_suffix() {
+        let earlier = taken("20260102T030405Z-ffff", "2026-01-02T03:04:05.100Z");
+        let later = taken("20260102T030405Z-0000", "2026-01-02T03:04:05.900Z");
+        let older = taken("20260102T030404Z-8888", "2026-01-02T03:04:04.500Z");
+        let mut all = vec![earlier.clone(), older.clone(), later.clone()];
+        all.sort_by(newest_first);
+        assert_eq!(all, [later, earlier, older]);
     }
 
     #[test]

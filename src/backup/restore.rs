@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use super::manifest::Manifest;
+use super::manifest::{Manifest, newest_first};
 use super::{Listed, pack, scratch};
 use crate::config::Settings;
 
@@ -35,7 +35,7 @@ pub struct Restored {
     pub kept_aside: Option<PathBuf>,
 }
 
-/// Pick the backup `choice` names from those listed (newest first).
+/// Pick the backup `choice` names from those listed.
 pub fn choose<'a>(listed: &'a [Listed], choice: &Choice) -> anyhow::Result<&'a Listed> {
     if let Some(id) = &choice.id {
         return listed
@@ -43,14 +43,17 @@ pub fn choose<'a>(listed: &'a [Listed], choice: &Choice) -> anyhow::Result<&'a L
             .find(|l| &l.manifest.id == id)
             .with_context(|| format!("no backup {id} on the selected targets"));
     }
+    // The newest of the candidates: `min` in newest-first order.
+    let newest = |a: &&Listed, b: &&Listed| newest_first(&a.manifest, &b.manifest);
     match choice.at {
         None => listed
-            .first()
+            .iter()
+            .min_by(newest)
             .context("there are no backups on the selected targets"),
         Some(at) => listed
             .iter()
             .filter(|l| l.manifest.created_at().is_some_and(|c| c <= at))
-            .max_by(|a, b| a.manifest.id.cmp(&b.manifest.id))
+            .min_by(newest)
             .with_context(|| {
                 format!(
                     "no backup was taken at or before {}",
@@ -110,6 +113,35 @@ pub async fn restore(settings: &Settings, choice: &Choice) -> anyhow::Result<Res
     })
 }
 
+/// Give `live` a second name, `<live>.before-restore-<time>` (with `-2`, `-3`… when a restore
+/// in the same second already took that name). The rename that follows then replaces `live`
+/// atomically, and at no moment is there no database under either name.
+fn link_aside(live: &Path) -> anyhow::Result<PathBuf> {
+    let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
+    let mut aside = PathBuf::new();
+    for n in 1..=100 {
+        let mut name = live.as_os_str().to_owned();
+        name.push(format!(".before-restore-{stamp}"));
+        if n > 1 {
+            name.push(format!("-{n}"));
+        }
+        aside = PathBuf::from(name);
+        match std::fs::hard_link(live, &aside) {
+            Ok(()) => return Ok(aside),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("keeping the current database as {}", aside.display())
+                });
+            }
+        }
+    }
+    bail!(
+        "keeping the current database: 100 names like {} are taken",
+        aside.display()
+    )
+}
+
 /// Put `restored` in place of `live`, keeping the old database (and its WAL) aside.
 fn swap_in(restored: &Path, live: &Path) -> anyhow::Result<Option<PathBuf>> {
     let sidecar = |p: &Path, suffix: &str| {
@@ -124,12 +156,7 @@ fn swap_in(restored: &Path, live: &Path) -> anyhow::Result<Option<PathBuf>> {
         if let Ok(conn) = rusqlite::Connection::open(live) {
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         }
-        let stamp = Utc::now().format("%Y%m%dT%H%M%SZ");
-        let aside = sidecar(live, &format!(".before-restore-{stamp}"));
-        // A second name for the old file: the rename below then replaces `live` atomically,
-        // and at no moment is there no database under either name.
-        std::fs::hard_link(live, &aside)
-            .with_context(|| format!("keeping the current database as {}", aside.display()))?;
+        let aside = link_aside(live)?;
         if std::fs::metadata(&live_wal).is_ok_and(|m| m.len() > 0) {
             std::fs::rename(&live_wal, sidecar(&aside, "-wal"))
                 .context("keeping the current write-ahead log aside")?;
@@ -218,5 +245,51 @@ mod tests {
             ..Default::default()
         };
         assert!(pick(missing).is_err());
+    }
+
+    #[test]
+    fn latest_and_at_pick_by_time_even_within_one_second() {
+        use crate::backup::manifest::tests::taken;
+        let listed: Vec<Listed> = [
+            taken("20260102T030405Z-ffff", "2026-01-02T03:04:05.100Z"),
+            taken("20260102T030405Z-0000", "2026-01-02T03:04:05.900Z"),
+        ]
+        .into_iter()
+        .map(|manifest| Listed {
+            target: "local",
+            manifest,
+        })
+        .collect();
+        let latest = choose(&listed, &Choice::default()).unwrap();
+        assert_eq!(latest.manifest.id, "20260102T030405Z-0000");
+        let at = Choice {
+            at: crate::time::parse("2026-01-02T03:04:05.500Z"),
+            ..Choice::default()
+        };
+        assert_eq!(
+            choose(&listed, &at).unwrap().manifest.id,
+            "20260102T030405Z-ffff"
+        );
+    }
+
+    #[test]
+    fn restores_in_the_same_second_keep_every_replaced_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join("onebox.db");
+        std::fs::write(&live, "original").unwrap();
+        let mut kept = Vec::new();
+        for content in ["first restore", "second restore", "third restore"] {
+            let restored = dir.path().join("restored.db");
+            std::fs::write(&restored, content).unwrap();
+            kept.push(swap_in(&restored, &live).unwrap().unwrap());
+            assert_eq!(std::fs::read_to_string(&live).unwrap(), content);
+        }
+        let contents: Vec<String> = kept
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect();
+        assert_eq!(contents, ["original", "first restore", "second restore"]);
+        let name = kept[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("onebox.db.before-restore-"), "{name}");
     }
 }

@@ -135,10 +135,9 @@ impl Target {
             }
             sent += n as u64;
         }
-        if let Err(e) = writer.shutdown().await {
-            let _ = writer.abort().await;
-            return Err(e).with_context(what);
-        }
+        // No `abort` when this fails: a failed shutdown has given up its upload already (a
+        // multipart upload aborts itself), and `abort` after `shutdown` panics.
+        writer.shutdown().await.with_context(what)?;
         self.sync_local(name).await.with_context(what)?;
         Ok(sent)
     }
@@ -244,7 +243,7 @@ impl Target {
             .filter_map(|m| async move { m })
             .collect()
             .await;
-        found.sort_by(|a, b| b.id.cmp(&a.id));
+        found.sort_by(super::manifest::newest_first);
         Ok(found)
     }
 
@@ -272,5 +271,29 @@ impl Target {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failed_upload_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let backups = dir.path().join("backups");
+        let target = Target::local(&backups).unwrap();
+        let artifact = dir.path().join("artifact");
+        std::fs::write(&artifact, vec![7u8; 100_000]).unwrap();
+        // A directory where the artifact goes: the upload's final rename fails.
+        std::fs::create_dir_all(backups.join("taken/inside")).unwrap();
+        let err = target.upload("taken", &artifact).await.unwrap_err();
+        assert!(format!("{err:#}").contains("uploading taken"), "{err:#}");
+        let mut left: Vec<String> = std::fs::read_dir(&backups)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["taken"]);
     }
 }
