@@ -463,6 +463,69 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_long_read_past_the_wal_limit_does_not_stall_writes() {
+        let (dir, db) = open_db();
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (x BLOB)")
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+        // A backup's snapshot: one read transaction held open on a connection of its own.
+        let path = dir.path().join("t.db");
+        let (hold, release) = std::sync::mpsc::channel::<()>();
+        let (started, begun) = std::sync::mpsc::channel::<()>();
+        let reader = std::thread::spawn(move || {
+            let conn =
+                Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+            conn.execute_batch("BEGIN; SELECT count(*) FROM t;")
+                .unwrap();
+            started.send(()).unwrap();
+            let _ = release.recv();
+            conn.execute_batch("COMMIT").unwrap();
+        });
+        begun.recv().unwrap();
+        // 96 MiB of pages, well past the 64 MiB limit, one write at a time.
+        let mut slowest = Duration::ZERO;
+        for _ in 0..(96 << 20) / 40960 {
+            let started = std::time::Instant::now();
+            db.write(|c| {
+                c.execute("INSERT INTO t SELECT randomblob(40960)", [])
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+            slowest = slowest.max(started.elapsed());
+            if slowest >= Duration::from_secs(1) {
+                break;
+            }
+        }
+        // Waiting for the reader (5 s busy timeout per batch) would show here.
+        assert!(slowest < Duration::from_secs(1), "a write took {slowest:?}");
+        let wal = dir.path().join("t.db-wal");
+        let grown = std::fs::metadata(&wal).unwrap().len();
+        assert!(grown > 64 << 20, "the WAL is {grown} bytes");
+        // Once the read ends, the WAL starts over again (the checkpointer copies it, the
+        // writer restarts it).
+        hold.send(()).unwrap();
+        reader.join().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut restarted = false;
+        while !restarted && std::time::Instant::now() < deadline {
+            db.write(|c| {
+                c.execute("INSERT INTO t SELECT randomblob(4096)", [])
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+            // The WAL file is cut back to `journal_size_limit` when it starts over.
+            restarted = std::fs::metadata(&wal).unwrap().len() <= 64 << 20;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(restarted, "the WAL never started over");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_panicking_job_fails_alone_and_the_writer_lives_on() {
         let (_dir, db) = open_db();
         db.write(|c| {

@@ -169,13 +169,16 @@ pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
+/// How long a connection waits for a lock before answering "busy".
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// PRAGMAs every connection (writer and readers) gets.
 pub fn apply_common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     // Enforce relation integrity (restrict / cascade / set null) in SQLite itself.
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Wait for a lock instead of failing at once: another process (the CLI, a backup) may
     // hold it briefly.
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // Sorts and temporary indexes for ORDER BY stay in memory.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())

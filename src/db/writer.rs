@@ -7,6 +7,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
@@ -18,6 +19,14 @@ const MAX_BATCH: usize = 256;
 /// thread is doing: 16,384 pages, 64 MiB. Normally the checkpointer asks for the final copy
 /// long before (see `db::checkpointer`); this bound holds even when that thread gets no CPU.
 pub(crate) const WAL_LIMIT_FRAMES: i64 = 16_384;
+
+/// How long the RESTART at the limit waits for readers: API reads take well under a
+/// millisecond, so only a long read (a backup's snapshot) makes it give up.
+const RESTART_WAIT: Duration = Duration::from_millis(10);
+
+/// After a RESTART that gave up, the writer leaves the WAL alone this long, so a long read
+/// costs writes at most `RESTART_WAIT` in every `RESTART_RETRY`.
+const RESTART_RETRY: Duration = Duration::from_millis(250);
 
 thread_local! {
     /// Frames in the WAL after the writer's last commit (set by SQLite's WAL hook, which runs
@@ -86,6 +95,7 @@ pub(crate) fn spawn(
         .name("onebox-writer".into())
         .spawn(move || {
             conn.wal_hook(Some(note_wal_size));
+            let mut restart_not_before = Instant::now();
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(job) = rx.blocking_recv() {
                 let mut exclusive = None;
@@ -120,23 +130,39 @@ pub(crate) fn spawn(
                 }
                 // Copy the rest of the WAL here, where no write can be in progress, so that the
                 // next transaction starts the WAL over: PASSIVE when the checkpointer has
-                // copied all but the tail; at the limit RESTART, which waits (busy timeout) for
-                // a checkpointer pass still running and for readers of old snapshots, so the
-                // WAL stays bounded under any load at the cost of a pause in writes.
-                let mode = if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
-                    Some("PRAGMA wal_checkpoint(RESTART)")
-                } else if finish_checkpoint.swap(false, Ordering::Relaxed) {
-                    Some("PRAGMA wal_checkpoint(PASSIVE)")
-                } else {
-                    None
-                };
-                if let Some(Err(e)) = mode.map(|sql| conn.query_row(sql, [], |_| Ok(()))) {
+                // copied all but the tail; at the limit RESTART, which also waits briefly for
+                // a checkpointer pass still running and for readers of old snapshots.
+                if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
+                    if Instant::now() >= restart_not_before && !restart(&conn) {
+                        // A long read (a backup's snapshot, say) holds an old snapshot: leave
+                        // the WAL alone for a while rather than pause every batch. It grows
+                        // until that read ends, and no longer.
+                        restart_not_before = Instant::now() + RESTART_RETRY;
+                    }
+                } else if finish_checkpoint.swap(false, Ordering::Relaxed)
+                    && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                {
                     tracing::warn!(error = %e, "checkpoint failed");
                 }
             }
             tracing::debug!("writer stopped");
         })?;
     Ok(tx)
+}
+
+/// `wal_checkpoint(RESTART)`, waiting at most `RESTART_WAIT` for readers; whether the WAL
+/// will start over.
+fn restart(conn: &Connection) -> bool {
+    let _ = conn.busy_timeout(RESTART_WAIT);
+    let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+    let _ = conn.busy_timeout(super::open::BUSY_TIMEOUT);
+    match done {
+        Ok(busy) => busy == 0,
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint failed");
+            false
+        }
+    }
 }
 
 fn run_batch(conn: &Connection, batch: &mut Vec<BatchedJob>) {
