@@ -121,7 +121,7 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
         bail!("no backup target is configured");
     }
     let work = scratch(settings, "backup-")?;
-    let id = manifest::new_id(now);
+    let id = unused_id(&targets, now).await?;
     let encrypted = !settings.backup.encrypt_to.is_empty();
     let file = Manifest::file_for(&id, encrypted);
     let artifact = work.path().join(&file);
@@ -193,6 +193,20 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
         pruned,
         warnings,
     })
+}
+
+/// A new backup id that no target holds yet (ids are per second, with a random suffix).
+async fn unused_id(targets: &[Target], now: DateTime<Utc>) -> anyhow::Result<String> {
+    'fresh: for _ in 0..8 {
+        let id = manifest::new_id(now);
+        for target in targets {
+            if target.size(&Manifest::name_for(&id)).await?.is_some() {
+                continue 'fresh;
+            }
+        }
+        return Ok(id);
+    }
+    bail!("cannot find an unused backup id")
 }
 
 /// Upload the artifact to every target and check it there, then write the manifests. On any

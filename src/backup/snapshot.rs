@@ -4,7 +4,6 @@
 //! `PRAGMA integrity_check`; a copy that fails is never stored.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
@@ -31,7 +30,7 @@ pub fn take(live: &Path, copy: &Path) -> anyhow::Result<(Snapshot, Timing)> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .with_context(|| format!("opening {}", live.display()))?;
-    source.busy_timeout(Duration::from_secs(5))?;
+    source.busy_timeout(crate::db::BUSY_TIMEOUT)?;
     let mut target =
         Connection::open(copy).with_context(|| format!("creating {}", copy.display()))?;
     {
@@ -44,6 +43,10 @@ pub fn take(live: &Path, copy: &Path) -> anyhow::Result<(Snapshot, Timing)> {
         }
     }
     drop(source);
+    // The run taking this snapshot is recorded as running inside it; a server started on a
+    // restore of it would report that run as interrupted. In the copy it has succeeded.
+    crate::jobs::runs::settle_in_snapshot(&target, &crate::time::now())
+        .context("recording the run in the copy")?;
     // A self-contained single file: the copy carries the live database's WAL flag, and
     // restoring switches it back to WAL on open.
     target
@@ -122,6 +125,7 @@ mod tests {
                  INSERT INTO t SELECT i FROM n;
                  INSERT INTO _changes (time, collection, op) VALUES ('2026-01-01T00:00:00.000Z', 't', 'schema');",
             )?;
+            crate::jobs::runs::insert(c, "backup", "schedule", 1, "2026-01-01T00:00:00.000Z")?;
             Ok(())
         })
         .await
@@ -139,6 +143,14 @@ mod tests {
             .pragma_query_value(None, "journal_mode", |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "delete");
+        // The run taking the snapshot has succeeded in the copy; the live row is untouched.
+        let status = |c: &Connection| -> String {
+            c.query_row("SELECT status FROM _job_runs", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(status(&conn), "ok");
+        let live = Connection::open(dir.path().join("onebox.db")).unwrap();
+        assert_eq!(status(&live), "running");
         assert!(!dir.path().join("copy.db-wal").exists());
     }
 

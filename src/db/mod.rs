@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
 pub use error::DbError;
-pub use open::{OpenError, check_existing, schema_version};
+pub use open::{BUSY_TIMEOUT, OpenError, check_existing, schema_version};
 pub use writer::{CommitFailed, WriterStats};
 use writer::{Job, Ran};
 

@@ -72,6 +72,17 @@ pub fn mark_interrupted(conn: &Connection, job: &str, now: &str) -> rusqlite::Re
     )
 }
 
+/// In a backup's snapshot: the backup run that is taking it has succeeded, as far as a
+/// database restored from it will ever know.
+pub fn settle_in_snapshot(conn: &Connection, now: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        "UPDATE _job_runs SET finished = ?1, status = 'ok', \
+         detail = 'this run took the snapshot this database was restored from' \
+         WHERE job = 'backup' AND status = 'running'",
+        [now],
+    )
+}
+
 /// The newest runs, optionally of one job, newest first.
 pub fn recent(conn: &Connection, job: Option<&str>, limit: u32) -> rusqlite::Result<Vec<Run>> {
     let sql = format!(
