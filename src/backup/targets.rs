@@ -125,10 +125,9 @@ impl Target {
             }
             sent += n as u64;
         }
-        if let Err(e) = writer.shutdown().await {
-            let _ = writer.abort().await;
-            return Err(e).with_context(what);
-        }
+        // No abort here: a failed shutdown has already aborted its multipart upload
+        // (`WriteMultipart::finish` does), and `BufWriter::abort` panics once shut down.
+        writer.shutdown().await.with_context(what)?;
         self.sync_local(name).await.with_context(what)?;
         Ok(sent)
     }
