@@ -57,6 +57,14 @@ impl Manifest {
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
     }
+
+    /// Newest first: by snapshot time (milliseconds), then id. Ids alone order only to the
+    /// second; within one second their random suffix decides.
+    pub fn newest_first(a: &Manifest, b: &Manifest) -> std::cmp::Ordering {
+        b.created_at()
+            .cmp(&a.created_at())
+            .then_with(|| b.id.cmp(&a.id))
+    }
 }
 
 /// A new backup id for a snapshot taken at `now`.
@@ -100,6 +108,30 @@ mod tests {
             Some(a.as_str())
         );
         assert_eq!(Manifest::id_of(&Manifest::name_for(&a)), Some(a.as_str()));
+    }
+
+    #[test]
+    fn backups_within_one_second_order_by_time_not_by_id() {
+        let at = |id: &str, created: &str| Manifest {
+            format: FORMAT,
+            id: id.into(),
+            created: created.into(),
+            app_version: "0".into(),
+            schema_version: 1,
+            change_seq: 0,
+            db_bytes: 0,
+            db_sha256: String::new(),
+            file: Manifest::file_for(id, false),
+            file_bytes: 0,
+            file_sha256: String::new(),
+            compression: "zstd".into(),
+            encrypted: false,
+        };
+        let earlier = at("20260102T030405Z-ffff", "2026-01-02T03:04:05.100Z");
+        let later = at("20260102T030405Z-0000", "2026-01-02T03:04:05.900Z");
+        let mut listed = vec![earlier.clone(), later.clone()];
+        listed.sort_by(Manifest::newest_first);
+        assert_eq!(listed, [later, earlier]);
     }
 
     #[test]

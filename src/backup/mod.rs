@@ -281,7 +281,7 @@ pub async fn list(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec
             });
         }
     }
-    all.sort_by(|a, b| b.manifest.id.cmp(&a.manifest.id));
+    all.sort_by(|a, b| Manifest::newest_first(&a.manifest, &b.manifest));
     Ok(all)
 }
 

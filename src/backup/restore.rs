@@ -50,7 +50,7 @@ pub fn choose<'a>(listed: &'a [Listed], choice: &Choice) -> anyhow::Result<&'a L
         Some(at) => listed
             .iter()
             .filter(|l| l.manifest.created_at().is_some_and(|c| c <= at))
-            .max_by(|a, b| a.manifest.id.cmp(&b.manifest.id))
+            .min_by(|a, b| Manifest::newest_first(&a.manifest, &b.manifest))
             .with_context(|| {
                 format!(
                     "no backup was taken at or before {}",

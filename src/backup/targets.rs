@@ -250,7 +250,7 @@ impl Target {
             .filter_map(|m| async move { m })
             .collect()
             .await;
-        found.sort_by(|a, b| b.id.cmp(&a.id));
+        found.sort_by(Manifest::newest_first);
         Ok(found)
     }
 
