@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+mod backup_s3;
+
 const BIN: &str = env!("CARGO_BIN_EXE_onebox");
 const PASSWORD: &str = "a-long-passphrase";
 
