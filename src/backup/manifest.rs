@@ -57,14 +57,14 @@ impl Manifest {
             .ok()
             .map(|t| t.with_timezone(&chrono::Utc))
     }
-}
 
-/// Orders backups newest first: by when they were taken, then by id. The id alone does not
-/// do: ids of the same second differ only in their random suffix.
-pub fn newest_first(a: &Manifest, b: &Manifest) -> std::cmp::Ordering {
-    b.created_at()
-        .cmp(&a.created_at())
-        .then_with(|| b.id.cmp(&a.id))
+    /// Newest first: by snapshot time (milliseconds), then id. Ids alone order only to the
+    /// second; within one second their random suffix decides.
+    pub fn newest_first(a: &Manifest, b: &Manifest) -> std::cmp::Ordering {
+        b.created_at()
+            .cmp(&a.created_at())
+            .then_with(|| b.id.cmp(&a.id))
+    }
 }
 
 /// A new backup id for a snapshot taken at `now`.
@@ -135,7 +135,7 @@ pub(crate) mod tests {
         let later = taken("20260102T030405Z-0000", "2026-01-02T03:04:05.900Z");
         let older = taken("20260102T030404Z-8888", "2026-01-02T03:04:04.500Z");
         let mut all = vec![earlier.clone(), older.clone(), later.clone()];
-        all.sort_by(newest_first);
+        all.sort_by(Manifest::newest_first);
         assert_eq!(all, [later, earlier, older]);
     }
 

@@ -215,8 +215,12 @@ async fn store(targets: &[Target], manifest: &Manifest, artifact: &Path) -> anyh
     let mut stored: Vec<&Target> = Vec::new();
     let result = async {
         for target in targets {
-            stored.push(target);
+            // An upload is atomic: when it fails, this target holds nothing of this backup,
+            // and cleaning it up would only wait on a server that just failed (30 s more per
+            // request when it does not answer). An object that landed although its request
+            // failed has no manifest; retention removes it after an hour.
             let sent = target.upload(&manifest.file, artifact).await?;
+            stored.push(target);
             check_stored(target, manifest, sent).await?;
         }
         let body = serde_json::to_vec_pretty(manifest).context("writing the manifest")?;
@@ -319,7 +323,7 @@ pub async fn list(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec
             });
         }
     }
-    all.sort_by(|a, b| manifest::newest_first(&a.manifest, &b.manifest));
+    all.sort_by(|a, b| Manifest::newest_first(&a.manifest, &b.manifest));
     Ok(all)
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use super::manifest::{Manifest, newest_first};
+use super::manifest::Manifest;
 use super::{Listed, pack, scratch};
 use crate::config::Settings;
 
@@ -44,7 +44,7 @@ pub fn choose<'a>(listed: &'a [Listed], choice: &Choice) -> anyhow::Result<&'a L
             .with_context(|| format!("no backup {id} on the selected targets"));
     }
     // The newest of the candidates: `min` in newest-first order.
-    let newest = |a: &&Listed, b: &&Listed| newest_first(&a.manifest, &b.manifest);
+    let newest = |a: &&Listed, b: &&Listed| Manifest::newest_first(&a.manifest, &b.manifest);
     match choice.at {
         None => listed
             .iter()

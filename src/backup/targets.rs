@@ -131,13 +131,17 @@ impl Target {
             }
             if let Err(e) = writer.write_all(&buf[..n]).await {
                 let _ = writer.abort().await;
-                return Err(e).with_context(what);
+                return Err(readable(&e)).with_context(what);
             }
             sent += n as u64;
         }
-        // No `abort` when this fails: a failed shutdown has given up its upload already (a
-        // multipart upload aborts itself), and `abort` after `shutdown` panics.
-        writer.shutdown().await.with_context(what)?;
+        // No abort here: a failed shutdown has already aborted its multipart upload
+        // (`WriteMultipart::finish` does), and `BufWriter::abort` panics once shut down.
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| readable(&e))
+            .with_context(what)?;
         self.sync_local(name).await.with_context(what)?;
         Ok(sent)
     }
@@ -148,6 +152,7 @@ impl Target {
         self.store
             .put(&self.path(name), PutPayload::from(bytes))
             .await
+            .map_err(|e| readable(&e))
             .with_context(what)?;
         self.sync_local(name).await.with_context(what)
     }
@@ -157,17 +162,22 @@ impl Target {
         match self.store.head(&self.path(name)).await {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => {
-                Err(e).with_context(|| format!("looking for {name} on the {} target", self.name))
-            }
+            Err(e) => Err(readable(&e))
+                .with_context(|| format!("looking for {name} on the {} target", self.name)),
         }
     }
 
     /// Read a small object (a manifest) whole.
     pub async fn get(&self, name: &str) -> anyhow::Result<Vec<u8>> {
         let what = || format!("reading {name} from the {} target", self.name);
-        let got = self.store.get(&self.path(name)).await.with_context(what)?;
-        Ok(got.bytes().await.with_context(what)?.to_vec())
+        let got = self
+            .store
+            .get(&self.path(name))
+            .await
+            .map_err(|e| readable(&e))
+            .with_context(what)?;
+        let bytes = got.bytes().await.map_err(|e| readable(&e));
+        Ok(bytes.with_context(what)?.to_vec())
     }
 
     /// Stream `name` into the new file `to`.
@@ -176,7 +186,7 @@ impl Target {
         let (_, mut stream) = self.open(name).await?;
         let mut file = tokio::fs::File::create(to).await.with_context(what)?;
         while let Some(chunk) = stream.next().await {
-            file.write_all(&chunk.with_context(what)?)
+            file.write_all(&chunk.map_err(|e| readable(&e)).with_context(what)?)
                 .await
                 .with_context(what)?;
         }
@@ -190,6 +200,7 @@ impl Target {
             .store
             .get(&self.path(name))
             .await
+            .map_err(|e| readable(&e))
             .with_context(|| format!("reading {name} from the {} target", self.name))?;
         Ok((got.meta.size, got.into_stream()))
     }
@@ -201,6 +212,7 @@ impl Target {
             .store
             .list_with_delimiter(prefix)
             .await
+            .map_err(|e| readable(&e))
             .with_context(|| format!("listing the {} target", self.name))?;
         Ok(listed
             .objects
@@ -243,7 +255,7 @@ impl Target {
             .filter_map(|m| async move { m })
             .collect()
             .await;
-        found.sort_by(super::manifest::newest_first);
+        found.sort_by(Manifest::newest_first);
         Ok(found)
     }
 
@@ -251,9 +263,8 @@ impl Target {
     pub async fn delete(&self, name: &str) -> anyhow::Result<()> {
         match self.store.delete(&self.path(name)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => {
-                Err(e).with_context(|| format!("deleting {name} from the {} target", self.name))
-            }
+            Err(e) => Err(readable(&e))
+                .with_context(|| format!("deleting {name} from the {} target", self.name)),
         }
     }
 
@@ -272,6 +283,23 @@ impl Target {
         .await
         .map_err(std::io::Error::other)?
     }
+}
+
+/// An object store error as one message. object_store's errors repeat their source in their
+/// own text, so `{:#}` printed the same cause several times over; here each distinct cause
+/// appears once, down to the root (`Connection refused`).
+fn readable(e: &(dyn std::error::Error + 'static)) -> anyhow::Error {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = cause.source();
+    }
+    anyhow::Error::msg(text)
 }
 
 #[cfg(test)]

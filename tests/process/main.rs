@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 mod backup;
+mod backup_s3;
 
 const BIN: &str = env!("CARGO_BIN_EXE_onebox");
 const PASSWORD: &str = "a-long-passphrase";
