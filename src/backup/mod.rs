@@ -195,11 +195,14 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
     })
 }
 
-/// A new backup id that no target holds yet (ids are per second, with a random suffix).
+/// A new backup id that the local target does not hold yet. Ids are per second with a
+/// random suffix; two backups in one second are rare (runs of a job never overlap), and a
+/// remote target is not asked, so that a run reaches the upload, where a failing remote is
+/// cleaned up after.
 async fn unused_id(targets: &[Target], now: DateTime<Utc>) -> anyhow::Result<String> {
     'fresh: for _ in 0..8 {
         let id = manifest::new_id(now);
-        for target in targets {
+        for target in targets.iter().filter(|t| t.local_path("").is_some()) {
             if target.size(&Manifest::name_for(&id)).await?.is_some() {
                 continue 'fresh;
             }
