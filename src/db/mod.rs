@@ -11,7 +11,6 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -21,8 +20,8 @@ use tracing::Instrument;
 
 pub use error::DbError;
 pub use open::{BUSY_TIMEOUT, OpenError, check_existing, schema_version};
+use writer::{Checkpoints, Job, Ran};
 pub use writer::{CommitFailed, WriterStats};
-use writer::{Job, Ran};
 
 use crate::config::Durability;
 
@@ -69,8 +68,8 @@ impl Db {
             source,
         };
         let stats = Arc::new(WriterStats::default());
-        let finish_checkpoint = Arc::new(AtomicBool::new(false));
-        let jobs = writer::spawn(conn, stats.clone(), finish_checkpoint.clone()).map_err(io)?;
+        let checkpoints = Arc::new(Checkpoints::default());
+        let jobs = writer::spawn(conn, stats.clone(), checkpoints.clone()).map_err(io)?;
         // Planner statistics, as SQLite advises for long-lived connections: analyse tables
         // that have none or whose size changed a lot, in the background so start-up does not
         // wait (a full ANALYZE of a 1M-row table takes ~1 s; later runs are no-ops unless the
@@ -110,7 +109,7 @@ impl Db {
             })?;
         std::thread::Builder::new()
             .name("onebox-checkpoint".into())
-            .spawn(move || checkpointer(&checkpoint_conn, &stopped, &finish_checkpoint))
+            .spawn(move || checkpointer(&checkpoint_conn, &stopped, &checkpoints))
             .map_err(io)?;
         Ok(Db {
             inner: Arc::new(Inner {
@@ -235,7 +234,11 @@ const TAIL_FRAMES: i64 = 512;
 /// (`finish`), after which its next transaction starts the WAL over. If copying cannot keep up
 /// (or this thread gets no CPU), the writer copies by itself at `writer::WAL_LIMIT_FRAMES`,
 /// which bounds the WAL.
-fn checkpointer(conn: &Connection, stop: &crossbeam_channel::Receiver<()>, finish: &AtomicBool) {
+fn checkpointer(
+    conn: &Connection,
+    stop: &crossbeam_channel::Receiver<()>,
+    checkpoints: &Checkpoints,
+) {
     let interval = Duration::from_millis(200);
     let mut hurry = false;
     let mut seen = 0;
@@ -244,17 +247,27 @@ fn checkpointer(conn: &Connection, stop: &crossbeam_channel::Receiver<()>, finis
         if let Err(crossbeam_channel::RecvTimeoutError::Disconnected) = stop.recv_timeout(wait) {
             return;
         }
+        if checkpoints
+            .restart_waiting
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The writer is about to copy and restart the WAL itself.
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
         // The WAL's size when this pass began, in frames; the pass copies all of them that no
         // reader still needs.
-        let frames =
-            match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-                Ok(frames) => frames,
-                Err(e) => {
-                    tracing::warn!(error = %e, "checkpoint failed");
-                    hurry = false;
-                    continue;
-                }
-            };
+        let pass = checkpoints.pass();
+        let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        drop(pass);
+        let frames = match copied {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed");
+                hurry = false;
+                continue;
+            }
+        };
         // Frames appended since the previous pass (all of them if the WAL started over).
         let new = if frames >= seen {
             frames - seen
@@ -264,7 +277,9 @@ fn checkpointer(conn: &Connection, stop: &crossbeam_channel::Receiver<()>, finis
         seen = frames;
         let big = frames >= RESTART_FRAMES;
         if big && new <= TAIL_FRAMES {
-            finish.store(true, std::sync::atomic::Ordering::Relaxed);
+            checkpoints
+                .finish
+                .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         hurry = big && new > TAIL_FRAMES;
     }

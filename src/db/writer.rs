@@ -20,8 +20,9 @@ const MAX_BATCH: usize = 256;
 /// long before (see `db::checkpointer`); this bound holds even when that thread gets no CPU.
 pub(crate) const WAL_LIMIT_FRAMES: i64 = 16_384;
 
-/// How long the RESTART at the limit waits for readers: API reads take well under a
-/// millisecond, so only a long read (a backup's snapshot) makes it give up.
+/// How long the RESTART at the limit waits for readers (the checkpointer it waits for apart):
+/// API reads take well under a millisecond, so only a long read (a backup's snapshot) makes
+/// it give up.
 const RESTART_WAIT: Duration = Duration::from_millis(10);
 
 /// After a RESTART that gave up, the writer leaves the WAL alone this long, so a long read
@@ -37,6 +38,27 @@ thread_local! {
 fn note_wal_size(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
     WAL_FRAMES.set(i64::from(frames));
     Ok(())
+}
+
+/// What the writer and the checkpointer thread share.
+#[derive(Default)]
+pub(crate) struct Checkpoints {
+    /// Set by the checkpointer when all but the WAL's tail is copied: the writer copies the
+    /// rest between two batches.
+    pub finish: AtomicBool,
+    /// Held by the checkpointer for each pass and by the writer for its RESTART, so the
+    /// RESTART waits for a pass in progress here, and gives up only for readers.
+    pub pass: std::sync::Mutex<()>,
+    /// Set while the writer waits for `pass`: the checkpointer starts no new pass meanwhile
+    /// (a mutex is not fair; in a hurry it would take the lock straight back).
+    pub restart_waiting: AtomicBool,
+}
+
+impl Checkpoints {
+    pub fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded value is `()`: a panic while it was held leaves nothing inconsistent.
+        self.pass.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Delivers a job's result once the fate of its transaction is known.
@@ -88,7 +110,7 @@ pub struct WriterStats {
 pub(crate) fn spawn(
     mut conn: Connection,
     stats: Arc<WriterStats>,
-    finish_checkpoint: Arc<AtomicBool>,
+    checkpoints: Arc<Checkpoints>,
 ) -> std::io::Result<mpsc::Sender<Job>> {
     let (tx, mut rx) = mpsc::channel::<Job>(4096);
     std::thread::Builder::new()
@@ -133,13 +155,13 @@ pub(crate) fn spawn(
                 // copied all but the tail; at the limit RESTART, which also waits briefly for
                 // a checkpointer pass still running and for readers of old snapshots.
                 if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
-                    if Instant::now() >= restart_not_before && !restart(&conn) {
+                    if Instant::now() >= restart_not_before && !restart(&conn, &checkpoints) {
                         // A long read (a backup's snapshot, say) holds an old snapshot: leave
                         // the WAL alone for a while rather than pause every batch. It grows
                         // until that read ends, and no longer.
                         restart_not_before = Instant::now() + RESTART_RETRY;
                     }
-                } else if finish_checkpoint.swap(false, Ordering::Relaxed)
+                } else if checkpoints.finish.swap(false, Ordering::Relaxed)
                     && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                 {
                     tracing::warn!(error = %e, "checkpoint failed");
@@ -150,9 +172,12 @@ pub(crate) fn spawn(
     Ok(tx)
 }
 
-/// `wal_checkpoint(RESTART)`, waiting at most `RESTART_WAIT` for readers; whether the WAL
-/// will start over.
-fn restart(conn: &Connection) -> bool {
+/// `wal_checkpoint(RESTART)` once the checkpointer's pass in progress (if any) has ended,
+/// waiting at most `RESTART_WAIT` for readers; whether the WAL will start over.
+fn restart(conn: &Connection, checkpoints: &Checkpoints) -> bool {
+    checkpoints.restart_waiting.store(true, Ordering::Relaxed);
+    let _pass = checkpoints.pass();
+    checkpoints.restart_waiting.store(false, Ordering::Relaxed);
     let _ = conn.busy_timeout(RESTART_WAIT);
     let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
     let _ = conn.busy_timeout(super::open::BUSY_TIMEOUT);
