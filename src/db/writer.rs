@@ -25,6 +25,11 @@ pub(crate) const WAL_LIMIT_FRAMES: i64 = 16_384;
 /// it give up.
 const RESTART_WAIT: Duration = Duration::from_millis(10);
 
+/// How long the RESTART at the limit waits for a checkpointer pass in progress. A pass over
+/// a WAL at the limit usually ends within it; one over a WAL that grew behind a long read can
+/// take seconds.
+const PASS_WAIT: Duration = Duration::from_millis(100);
+
 /// After a RESTART that gave up, the writer leaves the WAL alone this long, so a long read
 /// costs writes at most `RESTART_WAIT` in every `RESTART_RETRY`.
 const RESTART_RETRY: Duration = Duration::from_millis(250);
@@ -58,6 +63,25 @@ impl Checkpoints {
     pub fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded value is `()`: a panic while it was held leaves nothing inconsistent.
         self.pass.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pass lock, if the checkpointer's pass in progress ends within `wait`. Meanwhile
+    /// the checkpointer starts no new pass.
+    fn pass_within(&self, wait: Duration) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.restart_waiting.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + wait;
+        let guard = loop {
+            match self.pass.try_lock() {
+                Ok(g) => break Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => break Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break None,
+            }
+        };
+        self.restart_waiting.store(false, Ordering::Relaxed);
+        guard
     }
 }
 
@@ -173,11 +197,14 @@ pub(crate) fn spawn(
 }
 
 /// `wal_checkpoint(RESTART)` once the checkpointer's pass in progress (if any) has ended,
-/// waiting at most `RESTART_WAIT` for readers; whether the WAL will start over.
+/// waiting at most `PASS_WAIT` for that and `RESTART_WAIT` for readers; whether the WAL will
+/// start over.
 fn restart(conn: &Connection, checkpoints: &Checkpoints) -> bool {
-    checkpoints.restart_waiting.store(true, Ordering::Relaxed);
-    let _pass = checkpoints.pass();
-    checkpoints.restart_waiting.store(false, Ordering::Relaxed);
+    let Some(_pass) = checkpoints.pass_within(PASS_WAIT) else {
+        // A long pass (the WAL grew behind a long read): it copies what the RESTART would
+        // have copied, so writes go on meanwhile.
+        return false;
+    };
     let _ = conn.busy_timeout(RESTART_WAIT);
     let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
     let _ = conn.busy_timeout(super::open::BUSY_TIMEOUT);
