@@ -192,21 +192,7 @@ mod tests {
                     .and_utc();
                 Listed {
                     target: "local",
-                    manifest: Manifest {
-                        format: 1,
-                        id: id.to_string(),
-                        created: crate::time::format(t),
-                        app_version: "0".into(),
-                        schema_version: 1,
-                        change_seq: 0,
-                        db_bytes: 0,
-                        db_sha256: String::new(),
-                        file: Manifest::file_for(id, false),
-                        file_bytes: 0,
-                        file_sha256: String::new(),
-                        compression: "zstd".into(),
-                        encrypted: false,
-                    },
+                    manifest: crate::backup::manifest::tests::taken(id, &crate::time::format(t)),
                 }
             })
             .collect()
