@@ -332,21 +332,26 @@ pub async fn list(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec
 
 /// The configured targets, or only the one named `from`.
 pub fn selected(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec<Target>> {
-    let targets = targets::configured(settings)?;
-    match from {
-        None => Ok(targets),
-        Some(name) => {
-            let names: Vec<&str> = targets.iter().map(|t| t.name).collect();
-            let found: Vec<Target> = targets.iter().filter(|t| t.name == name).cloned().collect();
-            if found.is_empty() {
-                bail!(
-                    "no backup target named {name:?} (configured: {})",
-                    names.join(", ")
-                );
-            }
-            Ok(found)
-        }
+    if let Some(name) = from {
+        check_target_name(settings, name)?;
     }
+    let targets = targets::configured(settings)?;
+    Ok(targets
+        .into_iter()
+        .filter(|t| from.is_none_or(|name| t.name == name))
+        .collect())
+}
+
+/// Whether `name` is a configured target; the error lists those that are.
+pub fn check_target_name(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    let names = targets::configured_names(settings);
+    if !names.contains(&name) {
+        bail!(
+            "no backup target named {name:?} (configured: {})",
+            names.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// A backup's manifest and the target holding it, looked up by id.

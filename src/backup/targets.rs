@@ -43,6 +43,16 @@ pub struct Stored {
     pub modified: chrono::DateTime<chrono::Utc>,
 }
 
+/// The names of the configured targets, local first (without setting them up).
+pub fn configured_names(settings: &Settings) -> Vec<&'static str> {
+    let backup = &settings.backup;
+    let local = !backup.local_dir.as_os_str().is_empty();
+    [(local, "local"), (backup.s3.is_some(), "s3")]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+}
+
 /// The configured targets, local first.
 pub fn configured(settings: &Settings) -> anyhow::Result<Vec<Target>> {
     let mut targets = Vec::new();

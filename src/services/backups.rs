@@ -8,7 +8,7 @@ use serde_json::json;
 
 use crate::app::App;
 use crate::backup::manifest::Manifest;
-use crate::backup::targets::{self, Target};
+use crate::backup::targets::Target;
 use crate::error::AppError;
 use crate::services::identity::{self, Caller};
 
@@ -93,20 +93,12 @@ fn readable(e: &anyhow::Error) -> String {
 /// The configured targets, or only the one named `from` (`local`, `s3`). A name that is not a
 /// configured target is a 400; a target that cannot even be set up is a 503.
 pub fn targets(app: &App, from: Option<&str>) -> Result<Vec<Target>, AppError> {
-    let all = targets::configured(&app.settings)
-        .map_err(|e| AppError::Unavailable(format!("the backup targets: {}", readable(&e))))?;
-    let Some(name) = from else {
-        return Ok(all);
-    };
-    let names: Vec<&str> = all.iter().map(|t| t.name).collect();
-    let picked: Vec<Target> = all.iter().filter(|t| t.name == name).cloned().collect();
-    if picked.is_empty() {
-        return Err(AppError::BadRequest(format!(
-            "from: no backup target named {name:?} (configured: {})",
-            names.join(", ")
-        )));
+    if let Some(name) = from {
+        crate::backup::check_target_name(&app.settings, name)
+            .map_err(|e| AppError::BadRequest(format!("from: {e}")))?;
     }
-    Ok(picked)
+    crate::backup::selected(&app.settings, from)
+        .map_err(|e| AppError::Unavailable(format!("the backup targets: {}", readable(&e))))
 }
 
 /// The backups on the selected targets, newest first.
