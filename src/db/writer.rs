@@ -178,17 +178,33 @@ pub(crate) fn spawn(
                 // next transaction starts the WAL over: PASSIVE when the checkpointer has
                 // copied all but the tail; at the limit RESTART, which also waits briefly for
                 // a checkpointer pass still running and for readers of old snapshots.
-                if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
-                    if Instant::now() >= restart_not_before && !restart(&conn, &checkpoints) {
+                let started = Instant::now();
+                let mode = if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
+                    if started >= restart_not_before && !restart(&conn, &checkpoints) {
                         // A long read (a backup's snapshot, say) holds an old snapshot: leave
                         // the WAL alone for a while rather than pause every batch. It grows
                         // until that read ends, and no longer.
                         restart_not_before = Instant::now() + RESTART_RETRY;
                     }
-                } else if checkpoints.finish.swap(false, Ordering::Relaxed)
-                    && let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                {
-                    tracing::warn!(error = %e, "checkpoint failed");
+                    "restart"
+                } else if checkpoints.finish.swap(false, Ordering::Relaxed) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "checkpoint failed");
+                    }
+                    "finish"
+                } else {
+                    ""
+                };
+                // Writes queue behind this: slow ones are what a write's p99 is made of.
+                let ms = started.elapsed().as_millis() as u64;
+                if ms >= 10 {
+                    tracing::debug!(
+                        mode,
+                        ms,
+                        wal_frames = WAL_FRAMES.get(),
+                        "slow writer checkpoint"
+                    );
                 }
             }
             tracing::debug!("writer stopped");
