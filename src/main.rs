@@ -301,11 +301,14 @@ async fn backup_command(settings: Settings, command: BackupCommand) -> anyhow::R
     match command {
         BackupCommand::Now => run_job(settings, JobName::Backup).await,
         BackupCommand::List { from } => {
-            let listed = backup::list(&settings, from.as_deref()).await?;
-            if listed.is_empty() {
+            let listing = backup::list(&settings, from.as_deref()).await?;
+            for problem in &listing.unreachable {
+                eprintln!("onebox: warning: {problem}; listing the other targets");
+            }
+            if listing.items.is_empty() {
                 eprintln!("no backups yet");
             }
-            for l in listed {
+            for l in listing.items {
                 let m = &l.manifest;
                 println!(
                     "{}  {:<5}  {}  {:>9} → {:>9}{}  seq {}",

@@ -315,19 +315,37 @@ async fn apply_retention(
     Ok(doomed.iter().filter(|id| **id != current).count())
 }
 
-/// Every backup on every configured target (or only `from`), newest first.
-pub async fn list(settings: &Settings, from: Option<&str>) -> anyhow::Result<Vec<Listed>> {
-    let mut all = Vec::new();
-    for target in selected(settings, from)? {
-        for manifest in target.manifests().await? {
-            all.push(Listed {
-                target: target.name,
-                manifest,
-            });
+/// What the targets hold, newest first, and the targets that could not be listed.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub items: Vec<Listed>,
+    /// One readable message per target that could not be listed.
+    pub unreachable: Vec<String>,
+}
+
+/// Every backup on every configured target (or only `from`), newest first. A target that
+/// cannot be listed is an error when it was asked for by name, or when it is the only one;
+/// otherwise it is reported in `unreachable` and the others are listed.
+pub async fn list(settings: &Settings, from: Option<&str>) -> anyhow::Result<Listing> {
+    let targets = selected(settings, from)?;
+    let only_one = targets.len() == 1;
+    let mut listing = Listing::default();
+    for target in targets {
+        match target.manifests().await {
+            Ok(manifests) => listing
+                .items
+                .extend(manifests.into_iter().map(|manifest| Listed {
+                    target: target.name,
+                    manifest,
+                })),
+            Err(e) if from.is_some() || only_one => return Err(e),
+            Err(e) => listing.unreachable.push(format!("{e:#}")),
         }
     }
-    all.sort_by(|a, b| Manifest::newest_first(&a.manifest, &b.manifest));
-    Ok(all)
+    listing
+        .items
+        .sort_by(|a, b| Manifest::newest_first(&a.manifest, &b.manifest));
+    Ok(listing)
 }
 
 /// The configured targets, or only the one named `from`.

@@ -69,7 +69,13 @@ pub async fn restore(settings: &Settings, choice: &Choice) -> anyhow::Result<Res
         Some(p) => pack::read_identities(p)?,
         None => Vec::new(),
     };
-    let listed = super::list(settings, choice.from.as_deref()).await?;
+    let listing = super::list(settings, choice.from.as_deref()).await?;
+    if let Some(problem) = listing.unreachable.first() {
+        // The newest backup may be on the target that cannot be read: choosing among the
+        // others could silently restore an older one.
+        bail!("{problem}; to choose among the other targets' backups, name one with --from");
+    }
+    let listed = listing.items;
     let picked = choose(&listed, choice)?;
     let manifest = picked.manifest.clone();
     let known = crate::db::schema_version();

@@ -80,7 +80,7 @@ async fn a_backup_run_is_recorded_from_start_to_end() {
         ("ok", "manual")
     );
     assert!(run.finished.is_some());
-    let listed = crate::backup::list(&f.settings, None).await.unwrap();
+    let listed = crate::backup::list(&f.settings, None).await.unwrap().items;
     assert_eq!(listed.len(), 1);
     // Backups hold every record and credential hash: private to the owner.
     use std::os::unix::fs::PermissionsExt;

@@ -422,6 +422,22 @@ fn backup_fails_cleanly_when_s3_is_down_and_records_and_alerts_the_failure() {
         .filter(|n| !n.to_string_lossy().ends_with(".lock"))
         .collect();
     assert!(scratch.is_empty(), "{scratch:?}");
+
+    // With S3 down, listing every target still shows the local backups, with a warning…
+    let (ok, out, err) = cli(&data, &["backup", "list"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with(&first), "{out}");
+    assert!(
+        err.contains("warning") && err.contains("s3 target"),
+        "{err}"
+    );
+    // …restore refuses to guess which backup is the newest, and says how to choose…
+    let (ok, _, err) = cli(&data, &["restore"]);
+    assert!(!ok);
+    assert!(err.contains("--from"), "{err}");
+    // …and prune still runs.
+    let (ok, out, err) = cli(&data, &["jobs", "run", "prune"]);
+    assert!(ok, "prune failed with S3 down: {out}{err}");
 }
 
 #[test]
