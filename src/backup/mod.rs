@@ -383,10 +383,10 @@ pub async fn find(
     }
     for target in selected(settings, from)? {
         let name = Manifest::name_for(id);
-        if target.size(&name).await?.is_none() {
+        let Some(bytes) = target.find(&name).await? else {
             continue;
-        }
-        let manifest: Manifest = serde_json::from_slice(&target.get(&name).await?)
+        };
+        let manifest: Manifest = serde_json::from_slice(&bytes)
             .with_context(|| format!("{name} on the {} target is not a manifest", target.name))?;
         return Ok(Some((target, manifest)));
     }

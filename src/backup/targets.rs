@@ -177,17 +177,16 @@ impl Target {
         }
     }
 
-    /// Read a small object (a manifest) whole.
-    pub async fn get(&self, name: &str) -> anyhow::Result<Vec<u8>> {
+    /// Read a small object (a manifest) whole; `None` when it is not there.
+    pub async fn find(&self, name: &str) -> anyhow::Result<Option<Vec<u8>>> {
         let what = || format!("reading {name} from the {} target", self.name);
-        let got = self
-            .store
-            .get(&self.path(name))
-            .await
-            .map_err(|e| readable(&e))
-            .with_context(what)?;
+        let got = match self.store.get(&self.path(name)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(readable(&e)).with_context(what),
+        };
         let bytes = got.bytes().await.map_err(|e| readable(&e));
-        Ok(bytes.with_context(what)?.to_vec())
+        Ok(Some(bytes.with_context(what)?.to_vec()))
     }
 
     /// Stream `name` into the new file `to`.
@@ -248,12 +247,15 @@ impl Target {
             .collect();
         let mut found: Vec<Manifest> = futures_util::stream::iter(names)
             .map(|name| async move {
-                let read = self.get(&name).await.and_then(|bytes| {
-                    serde_json::from_slice::<Manifest>(&bytes)
+                let read = self.find(&name).await.and_then(|bytes| {
+                    bytes
+                        .map(|b| serde_json::from_slice::<Manifest>(&b))
+                        .transpose()
                         .with_context(|| format!("{name} is not a backup manifest"))
                 });
                 match read {
-                    Ok(m) if Manifest::name_for(&m.id) == name => Some(m),
+                    Ok(Some(m)) if Manifest::name_for(&m.id) == name => Some(m),
+                    // Deleted since the listing (retention), or another backup's manifest.
                     Ok(_) => None,
                     Err(e) => {
                         tracing::warn!(target_name = self.name, error = %format!("{e:#}"), "skipping a manifest");

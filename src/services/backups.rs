@@ -93,12 +93,18 @@ fn readable(e: &anyhow::Error) -> String {
 /// The configured targets, or only the one named `from` (`local`, `s3`). A name that is not a
 /// configured target is a 400; a target that cannot even be set up is a 503.
 pub fn targets(app: &App, from: Option<&str>) -> Result<Vec<Target>, AppError> {
-    if let Some(name) = from {
-        crate::backup::check_target_name(&app.settings, name)
-            .map_err(|e| AppError::BadRequest(format!("from: {e}")))?;
-    }
+    check_from(app, from)?;
     crate::backup::selected(&app.settings, from)
         .map_err(|e| AppError::Unavailable(format!("the backup targets: {}", readable(&e))))
+}
+
+/// A `from` that names no configured target is a 400.
+fn check_from(app: &App, from: Option<&str>) -> Result<(), AppError> {
+    match from {
+        Some(name) => crate::backup::check_target_name(&app.settings, name)
+            .map_err(|e| AppError::BadRequest(format!("from: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// The backups on the selected targets, newest first.
@@ -158,7 +164,7 @@ pub async fn open(
     from: Option<&str>,
 ) -> Result<Download, AppError> {
     // An unknown target name is a 400, not a target failure.
-    targets(app, from)?;
+    check_from(app, from)?;
     let (target, manifest) = crate::backup::find(&app.settings, from, id)
         .await
         .map_err(unavailable)?
