@@ -339,6 +339,26 @@ mod tests {
         .unwrap()
     }
 
+    /// The table `t (x BLOB)` for the WAL tests.
+    async fn blob_table(db: &Db) {
+        db.write(|c| {
+            c.execute_batch("CREATE TABLE t (x BLOB)")
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+    }
+
+    /// One write of `bytes` random bytes into `t`.
+    async fn write_blob(db: &Db, bytes: i64) {
+        db.write(move |c| {
+            c.execute("INSERT INTO t SELECT randomblob(?1)", [bytes])
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+    }
+
     fn open_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db"), Durability::Normal, 2).unwrap();
@@ -432,12 +452,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_bounded_under_a_steady_stream_of_writes() {
         let (dir, db) = open_db();
-        db.write(|c| {
-            c.execute_batch("CREATE TABLE t (x BLOB)")
-                .map_err(DbError::from)
-        })
-        .await
-        .unwrap();
+        blob_table(&db).await;
         // Four writers that never pause, 40 KiB (about 10 pages) per write, until 160 MiB of
         // pages went through the WAL: without a restart the WAL would hold all of them.
         let wal = dir.path().join("t.db-wal");
@@ -448,12 +463,7 @@ mod tests {
             let (db, written) = (db.clone(), written.clone());
             writers.push(tokio::spawn(async move {
                 while written.load(Ordering::Relaxed) < target {
-                    db.write(|c| {
-                        c.execute("INSERT INTO t SELECT randomblob(40960)", [])
-                            .map_err(DbError::from)
-                    })
-                    .await
-                    .unwrap();
+                    write_blob(&db, 40960).await;
                     written.fetch_add(40960, Ordering::Relaxed);
                 }
             }));
@@ -480,12 +490,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_read_past_the_wal_limit_does_not_stall_writes() {
         let (dir, db) = open_db();
-        db.write(|c| {
-            c.execute_batch("CREATE TABLE t (x BLOB)")
-                .map_err(DbError::from)
-        })
-        .await
-        .unwrap();
+        blob_table(&db).await;
         // A backup's snapshot: one read transaction held open on a connection of its own.
         let path = dir.path().join("t.db");
         let (hold, release) = std::sync::mpsc::channel::<()>();
@@ -504,12 +509,7 @@ mod tests {
         let mut slowest = Duration::ZERO;
         for _ in 0..(96 << 20) / 40960 {
             let started = std::time::Instant::now();
-            db.write(|c| {
-                c.execute("INSERT INTO t SELECT randomblob(40960)", [])
-                    .map_err(DbError::from)
-            })
-            .await
-            .unwrap();
+            write_blob(&db, 40960).await;
             slowest = slowest.max(started.elapsed());
             if slowest >= Duration::from_secs(1) {
                 break;
@@ -527,12 +527,7 @@ mod tests {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let mut restarted = false;
         while !restarted && std::time::Instant::now() < deadline {
-            db.write(|c| {
-                c.execute("INSERT INTO t SELECT randomblob(4096)", [])
-                    .map_err(DbError::from)
-            })
-            .await
-            .unwrap();
+            write_blob(&db, 4096).await;
             // The WAL file is cut back to `journal_size_limit` when it starts over.
             restarted = std::fs::metadata(&wal).unwrap().len() <= 64 << 20;
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -29,6 +29,13 @@ fn fixture(change: impl FnOnce(&mut Settings)) -> Fixture {
     }
 }
 
+impl Fixture {
+    /// Run `job` to its end.
+    async fn run(&self, job: JobName, trigger: Trigger) -> Outcome {
+        self.jobs.run_now(job, trigger).await.unwrap()
+    }
+}
+
 /// A webhook receiver on 127.0.0.1: answers 200 to each POST and hands its body over.
 fn receiver() -> (String, mpsc::Receiver<serde_json::Value>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -118,21 +125,9 @@ async fn a_job_never_overlaps_itself_even_across_processes() {
     assert!(matches!(err, StartError::Busy("backup")), "{err}");
     assert!(runs_of(&f.jobs, JobName::Backup).await.is_empty());
     // Other jobs are not blocked by it.
-    assert!(
-        f.jobs
-            .run_now(JobName::Optimize, Trigger::Cli)
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(f.run(JobName::Optimize, Trigger::Cli).await.ok);
     drop(held);
-    assert!(
-        f.jobs
-            .run_now(JobName::Backup, Trigger::Cli)
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(f.run(JobName::Backup, Trigger::Cli).await.ok);
 }
 
 #[tokio::test]
@@ -142,23 +137,13 @@ async fn a_panicking_job_fails_its_run_and_the_next_run_works() {
         .inner
         .panic_next
         .store(true, std::sync::atomic::Ordering::SeqCst);
-    let outcome = f
-        .jobs
-        .run_now(JobName::Prune, Trigger::Manual)
-        .await
-        .unwrap();
+    let outcome = f.run(JobName::Prune, Trigger::Manual).await;
     assert!(!outcome.ok);
     assert!(outcome.detail.contains("panicked"), "{}", outcome.detail);
     let run = f.jobs.run(outcome.run_id).await.unwrap().unwrap();
     assert_eq!(run.status, "failed");
     // The lock was released and the database still works.
-    assert!(
-        f.jobs
-            .run_now(JobName::Prune, Trigger::Manual)
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(f.run(JobName::Prune, Trigger::Manual).await.ok);
 }
 
 #[tokio::test]
@@ -172,11 +157,7 @@ async fn a_failing_job_is_retried_with_backoff_and_alerts_when_it_fails_for_good
         s.jobs.retry_backoff_secs = 0;
         s.jobs.alert_webhook = Some(url);
     });
-    let first = f
-        .jobs
-        .run_now(JobName::Backup, Trigger::Manual)
-        .await
-        .unwrap();
+    let first = f.run(JobName::Backup, Trigger::Manual).await;
     assert!(!first.ok);
     let alert = tokio::task::spawn_blocking(move || alerts.recv_timeout(Duration::from_secs(20)))
         .await
@@ -236,13 +217,7 @@ async fn stale_backups_alert_once_per_stale_spell() {
         "alerted twice"
     );
     // A success ends the spell; staleness after it alerts again.
-    assert!(
-        f.jobs
-            .run_now(JobName::Backup, Trigger::Cli)
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(f.run(JobName::Backup, Trigger::Cli).await.ok);
     f.jobs.check_backup_age_at(Utc::now()).await;
     f.jobs
         .check_backup_age_at(Utc::now() + chrono::Duration::hours(3))
@@ -310,13 +285,7 @@ async fn prune_removes_old_runs_and_only_backed_up_old_change_log_rows() {
         .await
         .unwrap();
     // The backup holds seq 1 and 2; a row written after it must stay, however old.
-    assert!(
-        f.jobs
-            .run_now(JobName::Backup, Trigger::Cli)
-            .await
-            .unwrap()
-            .ok
-    );
+    assert!(f.run(JobName::Backup, Trigger::Cli).await.ok);
     f.db
         .write(|c| -> Result<(), DbError> {
             c.execute(
@@ -327,7 +296,7 @@ async fn prune_removes_old_runs_and_only_backed_up_old_change_log_rows() {
         })
         .await
         .unwrap();
-    let outcome = f.jobs.run_now(JobName::Prune, Trigger::Cli).await.unwrap();
+    let outcome = f.run(JobName::Prune, Trigger::Cli).await;
     assert!(outcome.ok, "{}", outcome.detail);
     assert!(
         outcome.detail.contains("2 change-log rows"),
