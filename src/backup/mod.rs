@@ -202,7 +202,7 @@ pub async fn run(settings: &Settings, now: DateTime<Utc>) -> anyhow::Result<Repo
 async fn unused_id(targets: &[Target], now: DateTime<Utc>) -> anyhow::Result<String> {
     'fresh: for _ in 0..8 {
         let id = manifest::new_id(now);
-        for target in targets.iter().filter(|t| t.local_path("").is_some()) {
+        for target in targets.iter().filter(|t| t.is_local()) {
             if target.size(&Manifest::name_for(&id)).await?.is_some() {
                 continue 'fresh;
             }

@@ -15,7 +15,7 @@ use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::manifest::Manifest;
 use crate::config::Settings;
@@ -116,6 +116,11 @@ impl Target {
         })
     }
 
+    /// Whether this is the local directory target.
+    pub fn is_local(&self) -> bool {
+        self.local_dir.is_some()
+    }
+
     /// For the local target: the file that holds `name`.
     pub fn local_path(&self, name: &str) -> Option<PathBuf> {
         self.local_dir.as_ref().map(|d| d.join(name))
@@ -132,19 +137,14 @@ impl Target {
         // Parts of 8 MiB: S3's minimum is 5 MiB; two parts in flight bound the memory used.
         let mut writer = BufWriter::with_capacity(self.store.clone(), self.path(name), 8 << 20)
             .with_max_concurrency(2);
-        let mut buf = vec![0u8; 1 << 20];
-        let mut sent = 0u64;
-        loop {
-            let n = file.read(&mut buf).await.with_context(what)?;
-            if n == 0 {
-                break;
-            }
-            if let Err(e) = writer.write_all(&buf[..n]).await {
+        let sent = match tokio::io::copy(&mut file, &mut writer).await {
+            Ok(n) => n,
+            Err(e) => {
+                // Before `shutdown`, abort drops the parts already sent.
                 let _ = writer.abort().await;
                 return Err(readable(&e)).with_context(what);
             }
-            sent += n as u64;
-        }
+        };
         // No abort here: a failed shutdown has already aborted its multipart upload
         // (`WriteMultipart::finish` does), and `BufWriter::abort` panics once shut down.
         writer
