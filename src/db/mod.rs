@@ -68,7 +68,8 @@ impl Db {
             source,
         };
         let stats = Arc::new(WriterStats::default());
-        let checkpoints = Arc::new(Checkpoints::default());
+        let (checkpoints, woken) = Checkpoints::new();
+        let checkpoints = Arc::new(checkpoints);
         let jobs = writer::spawn(conn, stats.clone(), checkpoints.clone()).map_err(io)?;
         // Planner statistics, as SQLite advises for long-lived connections: analyse tables
         // that have none or whose size changed a lot, in the background so start-up does not
@@ -109,7 +110,7 @@ impl Db {
             })?;
         std::thread::Builder::new()
             .name("onebox-checkpoint".into())
-            .spawn(move || checkpointer(&checkpoint_conn, &stopped, &checkpoints))
+            .spawn(move || checkpointer(&checkpoint_conn, &stopped, &woken, &checkpoints))
             .map_err(io)?;
         Ok(Db {
             inner: Arc::new(Inner {
@@ -217,13 +218,12 @@ impl Db {
 /// WAL size (frames of one page) past which the WAL should start again from the beginning:
 /// 4096 pages, 16 MiB.
 const RESTART_FRAMES: i64 = 4096;
-/// Frames the writer is left to copy itself when it finishes a checkpoint (2 MiB).
-const TAIL_FRAMES: i64 = 512;
+/// Frames the writer is left to copy itself when it finishes a checkpoint (4 MiB).
+const TAIL_FRAMES: i64 = 1024;
 
-/// Copy the WAL into the database file five times a second, off the writer's path (a commit that
-/// triggers an automatic checkpoint waits for it). PASSIVE never takes the writer's lock. Its
-/// fsyncs still slow the writer's appends for a moment: under a saturating create load p99 was
-/// 3 ms with no checkpoint, 28–33 ms at this interval, 57–71 ms at 1 s (bench, 2 cores).
+/// Copy the WAL into the database file off the writer's path (a commit that triggers an
+/// automatic checkpoint waits for it): five times a second, and whenever the writer reports
+/// another `writer::WAKE_FRAMES` frames. PASSIVE never takes the writer's lock.
 ///
 /// SQLite starts the WAL over only when a write transaction begins with every frame already
 /// copied. Under a steady write load this thread never sees that moment, so the WAL grew
@@ -237,6 +237,7 @@ const TAIL_FRAMES: i64 = 512;
 fn checkpointer(
     conn: &Connection,
     stop: &crossbeam_channel::Receiver<()>,
+    woken: &crossbeam_channel::Receiver<()>,
     checkpoints: &Checkpoints,
 ) {
     let interval = Duration::from_millis(200);
@@ -244,8 +245,11 @@ fn checkpointer(
     let mut seen = 0;
     loop {
         let wait = if hurry { Duration::ZERO } else { interval };
-        if let Err(crossbeam_channel::RecvTimeoutError::Disconnected) = stop.recv_timeout(wait) {
-            return;
+        crossbeam_channel::select! {
+            // Nothing is ever sent: the channel closes when the last `Db` is dropped.
+            recv(stop) -> _ => return,
+            recv(woken) -> _ => {}
+            default(wait) => {}
         }
         if checkpoints
             .restart_waiting
