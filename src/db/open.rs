@@ -148,8 +148,8 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     // of writes does not leave a huge WAL file behind.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(sqlite)?;
-    // The writer keeps more of the hot b-tree pages than a reader: 16 MiB.
-    conn.pragma_update(None, "cache_size", -16_000)
+    // The writer keeps more of the hot b-tree pages than a reader: 8 MiB.
+    conn.pragma_update(None, "cache_size", -8_000)
         .map_err(sqlite)?;
     migrations()
         .to_latest(&mut conn)
@@ -166,6 +166,10 @@ pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     apply_common_pragmas(&conn)?;
     // This connection never writes pages itself; it must not checkpoint on close either while
     // the writer is busy, which the busy timeout already bounds.
+    // A checkpoint copies frames without the page cache. SQLite's page caches share one
+    // budget, the sum of every connection's `cache_size`, so an unused 2 MiB default here
+    // would only let the readers' caches grow past theirs.
+    conn.pragma_update(None, "cache_size", -64)?;
     Ok(conn)
 }
 
