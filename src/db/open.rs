@@ -157,7 +157,7 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     Ok(conn)
 }
 
-/// A second read-write connection for the checkpointer thread.
+/// A second read-write connection, for the checkpointer thread and the start-up optimize.
 pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -166,7 +166,8 @@ pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     apply_common_pragmas(&conn)?;
     // This connection never writes pages itself; it must not checkpoint on close either while
     // the writer is busy, which the busy timeout already bounds.
-    // A checkpoint copies frames without the page cache. SQLite's page caches share one
+    // A checkpoint copies frames without the page cache, and the start-up `PRAGMA optimize`
+    // (which uses this connection too) reads indexes once. SQLite's page caches share one
     // budget, the sum of every connection's `cache_size`, so an unused 2 MiB default here
     // would only let the readers' caches grow past theirs.
     conn.pragma_update(None, "cache_size", -64)?;

@@ -1,0 +1,159 @@
+//! The checkpointer thread: copies the WAL into the database file off the writer's path and
+//! flushes it, so that the WAL can start over under any write load.
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::writer::Checkpoints;
+
+/// WAL size (frames of one page) past which the WAL should start again from the beginning:
+/// 4096 pages, 16 MiB.
+const RESTART_FRAMES: i64 = 4096;
+/// Frames the writer is left to copy itself when it finishes a checkpoint (4 MiB).
+const TAIL_FRAMES: i64 = 1024;
+
+/// Copy the WAL into the database file off the writer's path (a commit that triggers an
+/// automatic checkpoint waits for it): five times a second, and whenever the writer reports
+/// another `writer::WAKE_FRAMES` frames. PASSIVE never takes the writer's lock.
+///
+/// SQLite starts the WAL over only when a write transaction begins with every frame already
+/// copied. Under a steady write load this thread never sees that moment, so the WAL grew
+/// without bound (3.6 GB after a minute of creates, every append extending the file). So once
+/// the WAL passes `RESTART_FRAMES`, this thread copies again without pausing (each pass copies
+/// what was appended during the one before, so passes shrink) until a pass finds at most
+/// `TAIL_FRAMES` new frames, then asks the writer to copy that tail between two batches
+/// (`finish`), after which its next transaction starts the WAL over. If copying cannot keep up
+/// (or this thread gets no CPU), the writer copies by itself at `writer::WAL_LIMIT_FRAMES`,
+/// which bounds the WAL.
+pub(super) fn run(
+    conn: &Connection,
+    stop: &crossbeam_channel::Receiver<()>,
+    woken: &crossbeam_channel::Receiver<()>,
+    checkpoints: &Checkpoints,
+) {
+    let interval = Duration::from_millis(200);
+    let mut hurry = false;
+    let mut seen = 0;
+    loop {
+        let wait = if hurry { Duration::ZERO } else { interval };
+        crossbeam_channel::select! {
+            // Nothing is ever sent: the channel closes when the last `Db` is dropped.
+            recv(stop) -> _ => return,
+            recv(woken) -> _ => {}
+            default(wait) => {}
+        }
+        if checkpoints
+            .restart_waiting
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            // The writer is about to copy and restart the WAL itself.
+            std::thread::sleep(Duration::from_millis(1));
+            continue;
+        }
+        // The WAL's size when this pass began, in frames; the pass copies all of them that no
+        // reader still needs.
+        let pass = checkpoints.pass();
+        let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        drop(pass);
+        let frames = match copied {
+            Ok(frames) => frames,
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed");
+                hurry = false;
+                continue;
+            }
+        };
+        // Frames appended since the previous pass (all of them if the WAL started over).
+        let new = if frames >= seen {
+            frames - seen
+        } else {
+            frames
+        };
+        seen = frames;
+        if new > 0
+            && let Err(e) = sync_database(conn)
+        {
+            tracing::warn!(error = %e, "cannot flush the database file");
+        }
+        let big = frames >= RESTART_FRAMES;
+        if big && new <= TAIL_FRAMES {
+            checkpoints
+                .finish
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        hurry = big && new > TAIL_FRAMES;
+    }
+}
+
+/// Flush the pages a checkpoint pass copied into the database file to disk. SQLite does so
+/// only after a pass that reached the WAL's end, which under a steady write load the
+/// checkpointer's never does: a whole WAL cycle of copied pages was then flushed by the
+/// writer's final copy, with every write waiting for it.
+///
+/// Through the connection's own file handle, via SQLite's documented file-control interface
+/// (`SQLITE_FCNTL_FILE_POINTER`, then the VFS's `xSync`): a second descriptor of our own
+/// would, when closed, drop every POSIX lock this process holds on the file, SQLite's
+/// included.
+#[allow(unsafe_code)]
+pub(super) fn sync_database(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::ffi;
+    let failed = |code| Err(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None));
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `conn` is open for the whole call; SQLITE_FCNTL_FILE_POINTER stores the main
+    // database's file object (owned by the connection) into `file`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_FILE_POINTER,
+            (&raw mut file).cast(),
+        )
+    };
+    if rc != ffi::SQLITE_OK {
+        return failed(rc);
+    }
+    // SAFETY: a non-null file object stays valid while `conn` is open; `pMethods` is null
+    // when the file is not open, and xSync is the VFS's own fsync for it.
+    let sync = unsafe {
+        file.as_ref()
+            .and_then(|f| f.pMethods.as_ref())
+            .and_then(|m| m.xSync)
+    };
+    let Some(sync) = sync else {
+        return Ok(());
+    };
+    // SAFETY: as above; the file object belongs to `conn`, which only this thread uses.
+    let rc = unsafe { sync(file, ffi::SQLITE_SYNC_NORMAL) };
+    if rc == ffi::SQLITE_OK {
+        Ok(())
+    } else {
+        failed(rc)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpointer_flushes_the_database_file_through_its_own_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let writer =
+            super::super::open::open_writer(&path, crate::config::Durability::Normal).unwrap();
+        writer
+            .execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1);")
+            .unwrap();
+        let conn = super::super::open::open_checkpointer(&path).unwrap();
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .unwrap();
+        sync_database(&conn).unwrap();
+        // The connection and its locks are intact: the writer still writes and both read it.
+        writer.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+}
