@@ -1,11 +1,78 @@
 //! The checkpointer thread: copies the WAL into the database file off the writer's path and
 //! flushes it, so that the WAL can start over under any write load.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::writer::Checkpoints;
+/// WAL frames appended since the checkpointer was last woken at which the writer wakes it
+/// again: 4,096 pages, 16 MiB. Under a steady write load the WAL grows this much in tens of
+/// milliseconds; a checkpointer on a timer fell so far behind that the writer did nearly all
+/// the copying itself, at the limit, while every write waited (stalls of ~130 ms in every
+/// ~240 ms at 10k creates/s).
+pub(crate) const WAKE_FRAMES: i64 = 4_096;
+
+/// What the writer and the checkpointer thread share.
+pub(crate) struct Checkpoints {
+    /// Set by the checkpointer when all but the WAL's tail is copied: the writer copies the
+    /// rest between two batches.
+    pub finish: AtomicBool,
+    /// Held by the checkpointer for each pass and by the writer for its RESTART, so the
+    /// RESTART waits for a pass in progress here, and gives up only for readers.
+    pub pass: std::sync::Mutex<()>,
+    /// Set while the writer waits for `pass`: the checkpointer starts no new pass meanwhile
+    /// (a mutex is not fair; in a hurry it would take the lock straight back).
+    pub restart_waiting: AtomicBool,
+    /// Wakes the checkpointer (which otherwise sleeps between timed passes) each time the WAL
+    /// grows by `WAKE_FRAMES`.
+    wake: crossbeam_channel::Sender<()>,
+}
+
+impl Checkpoints {
+    /// The shared state, and the receiving end of its wake-ups for the checkpointer thread.
+    pub fn new() -> (Self, crossbeam_channel::Receiver<()>) {
+        // One pending wake-up is enough: the pass it starts copies everything there is.
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let shared = Checkpoints {
+            finish: AtomicBool::new(false),
+            pass: std::sync::Mutex::new(()),
+            restart_waiting: AtomicBool::new(false),
+            wake,
+        };
+        (shared, woken)
+    }
+
+    /// Wake the checkpointer for a pass now.
+    pub(super) fn wake(&self) {
+        // Full means a wake-up is already pending.
+        let _ = self.wake.try_send(());
+    }
+
+    pub fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
+        // The guarded value is `()`: a panic while it was held leaves nothing inconsistent.
+        self.pass.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pass lock, if the checkpointer's pass in progress ends within `wait`. Meanwhile
+    /// the checkpointer starts no new pass.
+    pub(super) fn pass_within(&self, wait: Duration) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.restart_waiting.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + wait;
+        let guard = loop {
+            match self.pass.try_lock() {
+                Ok(g) => break Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => break Some(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break None,
+            }
+        };
+        self.restart_waiting.store(false, Ordering::Relaxed);
+        guard
+    }
+}
 
 /// WAL size (frames of one page) past which the WAL should start again from the beginning:
 /// 4096 pages, 16 MiB.
@@ -15,7 +82,7 @@ const TAIL_FRAMES: i64 = 1024;
 
 /// Copy the WAL into the database file off the writer's path (a commit that triggers an
 /// automatic checkpoint waits for it): five times a second, and whenever the writer reports
-/// another `writer::WAKE_FRAMES` frames. PASSIVE never takes the writer's lock.
+/// another `WAKE_FRAMES` frames. PASSIVE never takes the writer's lock.
 ///
 /// SQLite starts the WAL over only when a write transaction begins with every frame already
 /// copied. Under a steady write load this thread never sees that moment, so the WAL grew

@@ -18,10 +18,11 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
+use checkpointer::Checkpoints;
 pub use error::DbError;
 pub use open::{BUSY_TIMEOUT, OpenError, check_existing, schema_version};
-use writer::{Checkpoints, Job, Ran};
 pub use writer::{CommitFailed, WriterStats};
+use writer::{Job, Ran};
 
 use crate::config::Durability;
 

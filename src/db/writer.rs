@@ -6,11 +6,13 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
+
+use super::checkpointer::{Checkpoints, WAKE_FRAMES};
 
 /// Most jobs grouped into one transaction; bounds the latency one commit adds.
 const MAX_BATCH: usize = 256;
@@ -43,68 +45,6 @@ thread_local! {
 fn note_wal_size(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
     WAL_FRAMES.set(i64::from(frames));
     Ok(())
-}
-
-/// WAL frames appended since the checkpointer was last woken at which the writer wakes it
-/// again: 4,096 pages, 16 MiB. Under a steady write load the WAL grows this much in tens of
-/// milliseconds; a checkpointer on a timer fell so far behind that the writer did nearly all
-/// the copying itself, at the limit, while every write waited (stalls of ~130 ms in every
-/// ~240 ms at 10k creates/s).
-pub(crate) const WAKE_FRAMES: i64 = 4_096;
-
-/// What the writer and the checkpointer thread share.
-pub(crate) struct Checkpoints {
-    /// Set by the checkpointer when all but the WAL's tail is copied: the writer copies the
-    /// rest between two batches.
-    pub finish: AtomicBool,
-    /// Held by the checkpointer for each pass and by the writer for its RESTART, so the
-    /// RESTART waits for a pass in progress here, and gives up only for readers.
-    pub pass: std::sync::Mutex<()>,
-    /// Set while the writer waits for `pass`: the checkpointer starts no new pass meanwhile
-    /// (a mutex is not fair; in a hurry it would take the lock straight back).
-    pub restart_waiting: AtomicBool,
-    /// Wakes the checkpointer (which otherwise sleeps between timed passes) each time the WAL
-    /// grows by `WAKE_FRAMES`.
-    wake: crossbeam_channel::Sender<()>,
-}
-
-impl Checkpoints {
-    /// The shared state, and the receiving end of its wake-ups for the checkpointer thread.
-    pub fn new() -> (Self, crossbeam_channel::Receiver<()>) {
-        // One pending wake-up is enough: the pass it starts copies everything there is.
-        let (wake, woken) = crossbeam_channel::bounded(1);
-        let shared = Checkpoints {
-            finish: AtomicBool::new(false),
-            pass: std::sync::Mutex::new(()),
-            restart_waiting: AtomicBool::new(false),
-            wake,
-        };
-        (shared, woken)
-    }
-
-    pub fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
-        // The guarded value is `()`: a panic while it was held leaves nothing inconsistent.
-        self.pass.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The pass lock, if the checkpointer's pass in progress ends within `wait`. Meanwhile
-    /// the checkpointer starts no new pass.
-    fn pass_within(&self, wait: Duration) -> Option<std::sync::MutexGuard<'_, ()>> {
-        self.restart_waiting.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + wait;
-        let guard = loop {
-            match self.pass.try_lock() {
-                Ok(g) => break Some(g),
-                Err(std::sync::TryLockError::Poisoned(e)) => break Some(e.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(std::sync::TryLockError::WouldBlock) => break None,
-            }
-        };
-        self.restart_waiting.store(false, Ordering::Relaxed);
-        guard
-    }
 }
 
 /// Delivers a job's result once the fate of its transaction is known.
@@ -186,8 +126,7 @@ pub(crate) fn spawn(
                         let before = WAL_FRAMES.get();
                         run_batch(&conn, &mut batch);
                         if WAL_FRAMES.get() / WAKE_FRAMES > before / WAKE_FRAMES {
-                            // Full means a wake-up is already pending.
-                            let _ = checkpoints.wake.try_send(());
+                            checkpoints.wake();
                         }
                     }
                 }
