@@ -148,7 +148,10 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     // of writes does not leave a huge WAL file behind.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)
         .map_err(sqlite)?;
-    // The writer keeps more of the hot b-tree pages than a reader: 8 MiB.
+    // The writer keeps more of the hot b-tree pages than a reader: 8 MiB. Each connection's
+    // page cache is its own and stays within its `cache_size`: SQLite is built without
+    // `SQLITE_ENABLE_MEMORY_MANAGEMENT` (see `.cargo/config.toml`), which would pool them all
+    // behind one mutex and let a busy reader grow into the others' unused budgets.
     conn.pragma_update(None, "cache_size", -8_000)
         .map_err(sqlite)?;
     migrations()
@@ -167,9 +170,7 @@ pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     // This connection never writes pages itself; it must not checkpoint on close either while
     // the writer is busy, which the busy timeout already bounds.
     // A checkpoint copies frames without the page cache, and the start-up `PRAGMA optimize`
-    // (which uses this connection too) reads indexes once. SQLite's page caches share one
-    // budget, the sum of every connection's `cache_size`, so an unused 2 MiB default here
-    // would only let the readers' caches grow past theirs.
+    // (which uses this connection too) reads indexes once: 64 KiB, not the 2 MiB default.
     conn.pragma_update(None, "cache_size", -64)?;
     Ok(conn)
 }
@@ -202,6 +203,25 @@ pub fn apply_reader_pragmas(conn: &mut Connection) -> rusqlite::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The memory budget and the statement cache rely on how the bundled SQLite is built
+    /// (`LIBSQLITE3_FLAGS` in `.cargo/config.toml`): per-connection page caches, and no STAT4
+    /// samples that make cached list statements re-plan (see `query::tests_plans`).
+    #[test]
+    fn sqlite_is_built_with_private_page_caches_and_without_stat4() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(options.iter().any(|o| o == "THREADSAFE=1"), "{options:?}");
+        for unwanted in ["ENABLE_MEMORY_MANAGEMENT", "ENABLE_STAT4"] {
+            assert!(!options.iter().any(|o| o == unwanted), "{options:?}");
+        }
+    }
 
     #[test]
     fn garbage_file_is_refused_and_left_untouched() {
