@@ -71,9 +71,14 @@ pub(crate) fn table_sql(collection: &Collection) -> String {
 /// A column qualified with its table (`"posts"."title"`), so the SQL stays unambiguous next
 /// to joined tables and inside `json_each` subqueries. `name` must be a checked column.
 pub(crate) fn column_sql(collection: &Collection, name: &str) -> String {
-    format!(
-        "{}.{}",
-        table_sql(collection),
-        crate::schema::quote_ident(name)
-    )
+    let mut out = String::with_capacity(collection.name.len() + name.len() + 5);
+    push_column_sql(&mut out, collection, name);
+    out
+}
+
+/// Append `column_sql(collection, name)` to `out`.
+pub(crate) fn push_column_sql(out: &mut String, collection: &Collection, name: &str) {
+    crate::schema::push_quoted_ident(out, &collection.name);
+    out.push('.');
+    crate::schema::push_quoted_ident(out, name);
 }

@@ -9,7 +9,7 @@
 
 use rusqlite::types::Value as SqlValue;
 
-use super::column::{ColumnType, column_sql, table_sql};
+use super::column::{ColumnType, push_column_sql, table_sql};
 use super::cursor::{Cursor, keyset_segments};
 use super::sort::{Sort, order_by_sql};
 use super::{Expr, QueryError, Vars, check_input_size, compile};
@@ -109,17 +109,19 @@ pub fn list_sql(
             columns.push(name);
         }
     }
-    let mut select = Vec::with_capacity(columns.len());
-    for name in columns {
+    // `"posts"."title" AS "title", …`, written into one buffer: this runs on every list.
+    let mut select = String::with_capacity(columns.len() * (2 * collection.name.len() + 24));
+    for (i, name) in columns.into_iter().enumerate() {
         // Projections come from `parse_fields`, but a stale or hand-made one must not reach SQL.
         if !collection.has_column(name) {
             return Err(QueryError::new(0, format!("unknown field {name:?}")));
         }
-        select.push(format!(
-            "{} AS {}",
-            column_sql(collection, name),
-            crate::schema::quote_ident(name)
-        ));
+        if i > 0 {
+            select.push_str(", ");
+        }
+        push_column_sql(&mut select, collection, name);
+        select.push_str(" AS ");
+        crate::schema::push_quoted_ident(&mut select, name);
     }
 
     // Rows before a cursor are the rows after it in the reverse order.
@@ -149,7 +151,7 @@ pub fn list_sql(
     for segment in segments {
         let mut params = Vec::new();
         let mut sql = String::from("SELECT ");
-        sql.push_str(&select.join(", "));
+        sql.push_str(&select);
         sql.push_str(" FROM ");
         sql.push_str(&table_sql(collection));
         let mut clauses = conditions(collection, spec.filter, spec.rule, vars, &mut params)?;
