@@ -44,9 +44,17 @@ pub struct FieldSpec {
     pub indexed: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_as_integer"
+    )]
     pub min: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "whole_as_integer"
+    )]
     pub max: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pattern: Option<String>,
@@ -64,6 +72,17 @@ pub struct FieldSpec {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// A whole bound reads back as it was sent (`"max": 200`, not `200.0`); fractions stay.
+fn whole_as_integer<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    // Beyond 2^53 an f64 no longer holds every integer; such bounds stay floats.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    match v {
+        Some(x) if x.fract() == 0.0 && x.abs() < EXACT => s.serialize_some(&(*x as i64)),
+        Some(x) => s.serialize_some(x),
+        None => s.serialize_none(),
+    }
 }
 
 /// Per-operation access rules: `None` = admins only, `Some("")` = anyone, else a filter.
@@ -281,6 +300,31 @@ pub fn push_quoted_ident(out: &mut String, name: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounds_serialize_whole_values_as_integers_and_keep_fractions() {
+        let spec = FieldSpec {
+            name: "n".into(),
+            ty: "number".into(),
+            min: Some(0.5),
+            max: Some(200.0),
+            ..FieldSpec::default()
+        };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["min"], serde_json::json!(0.5));
+        assert_eq!(json["max"], serde_json::json!(200));
+        assert_eq!(json["max"].to_string(), "200");
+        let back: FieldSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, spec);
+        let huge = FieldSpec {
+            max: Some(1e300),
+            ..spec
+        };
+        assert_eq!(
+            serde_json::to_value(&huge).unwrap()["max"],
+            serde_json::json!(1e300)
+        );
+    }
 
     #[test]
     fn quoted_identifiers_double_inner_quotes_and_name_exactly_that_table() {

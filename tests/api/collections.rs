@@ -34,6 +34,9 @@ async fn create_collection_with_every_field_type_and_read_it_back() {
     let got = app.get("/api/collections/things", Some(&app.admin)).await;
     assert_eq!(got.status, 200);
     assert_eq!(got.json["fields"].as_array().unwrap().len(), 12);
+    // Bounds read back as sent: whole numbers stay integers.
+    assert_eq!(got.json["fields"][0]["max"], json!(20), "{}", got.json);
+    assert_eq!(got.json["fields"][2]["min"], json!(0), "{}", got.json);
     assert_eq!(got.json["rules"]["list"], "");
     assert_eq!(got.json["rules"]["create"], Value::Null);
     let list = app.get("/api/collections", Some(&app.admin)).await;

@@ -133,7 +133,7 @@ async fn a_collection_with_every_kind_of_field_is_built_through_the_forms() {
     assert_eq!(field(&def, "owner")["on_delete"], "set_null");
     assert_eq!(
         field(&def, "stars"),
-        &json!({ "name": "stars", "type": "number", "integer": true, "min": 0.0, "max": 5.0,
+        &json!({ "name": "stars", "type": "number", "integer": true, "min": 0, "max": 5,
                  "default": 3, "required": true })
     );
     // The collection works: a record takes the defaults.
@@ -239,7 +239,7 @@ async fn adding_renaming_editing_and_dropping_fields_keep_the_other_data() {
         def["fields"],
         json!([
             { "name": "name", "type": "text", "required": true },
-            { "name": "pages", "type": "number", "integer": true, "min": 1.0, "max": 5000.0 },
+            { "name": "pages", "type": "number", "integer": true, "min": 1, "max": 5000 },
             { "name": "year", "type": "number", "integer": true, "default": 1965 }
         ])
     );
