@@ -213,9 +213,9 @@ def machine_facts() -> dict:
 
 def disk_write_mb_s(directory: Path, mib: int = 256) -> float:
     """Sequential write speed of the file system under `directory`, flushed to the device
-    (what `dd bs=1M conv=fdatasync` reports): the ceiling of the create scenarios, which write
-    every page twice (WAL, then the database file). Measured in the same run because on a
-    shared machine it varies more than anything else (279 to 570 MB/s on one VM in a day)."""
+    (what `dd bs=1M conv=fdatasync` reports). Creates write every page twice (WAL, then the
+    database file), so a slow disk bounds them; measured in the same run because on a shared
+    machine it varies more than anything else (279 MB/s to 1.8 GB/s on one VM in a day)."""
     path = directory / "disk-probe.tmp"
     block = os.urandom(1 << 20)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
