@@ -74,13 +74,17 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// `n` as an integer when it is a whole number an f64 holds exactly (below 2^53 in size), so
+/// it can go out as `200` rather than `200.0`.
+pub fn exact_integer(n: f64) -> Option<i64> {
+    (n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0).then_some(n as i64)
+}
+
 /// A whole bound reads back as it was sent (`"max": 200`, not `200.0`); fractions stay.
 fn whole_as_integer<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
-    // Beyond 2^53 an f64 no longer holds every integer; such bounds stay floats.
-    const EXACT: f64 = 9_007_199_254_740_992.0;
-    match v {
-        Some(x) if x.fract() == 0.0 && x.abs() < EXACT => s.serialize_some(&(*x as i64)),
-        Some(x) => s.serialize_some(x),
+    match v.map(|x| (x, exact_integer(x))) {
+        Some((_, Some(i))) => s.serialize_some(&i),
+        Some((x, None)) => s.serialize_some(&x),
         None => s.serialize_none(),
     }
 }

@@ -205,11 +205,7 @@ fn parse_default(text: &str, ty: &str, multiple: bool) -> Result<Option<Value>, 
                 .filter(|n: &f64| n.is_finite())
                 .ok_or("must be a number")?;
             // Whole numbers go out as integers so integer fields accept them as typed.
-            if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 {
-                Value::from(n as i64)
-            } else {
-                Value::from(n)
-            }
+            crate::schema::exact_integer(n).map_or(Value::from(n), Value::from)
         }
         "bool" => match t.to_ascii_lowercase().as_str() {
             "true" | "yes" | "on" | "1" => Value::Bool(true),
