@@ -20,10 +20,10 @@ pub(crate) struct Checkpoints {
     pub finish: AtomicBool,
     /// Held by the checkpointer for each pass and by the writer for its RESTART, so the
     /// RESTART waits for a pass in progress here, and gives up only for readers.
-    pub pass: std::sync::Mutex<()>,
+    pass: std::sync::Mutex<()>,
     /// Set while the writer waits for `pass`: the checkpointer starts no new pass meanwhile
     /// (a mutex is not fair; in a hurry it would take the lock straight back).
-    pub restart_waiting: AtomicBool,
+    restart_waiting: AtomicBool,
     /// Wakes the checkpointer (which otherwise sleeps between timed passes) each time the WAL
     /// grows by `WAKE_FRAMES`.
     wake: crossbeam_channel::Sender<()>,
@@ -49,7 +49,7 @@ impl Checkpoints {
         let _ = self.wake.try_send(());
     }
 
-    pub fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
+    fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded value is `()`: a panic while it was held leaves nothing inconsistent.
         self.pass.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -110,10 +110,7 @@ pub(super) fn run(
             recv(woken) -> _ => {}
             default(wait) => {}
         }
-        if checkpoints
-            .restart_waiting
-            .load(std::sync::atomic::Ordering::Relaxed)
-        {
+        if checkpoints.restart_waiting.load(Ordering::Relaxed) {
             // The writer is about to copy and restart the WAL itself.
             std::thread::sleep(Duration::from_millis(1));
             continue;
@@ -145,9 +142,7 @@ pub(super) fn run(
         }
         let big = frames >= RESTART_FRAMES;
         if big && new <= TAIL_FRAMES {
-            checkpoints
-                .finish
-                .store(true, std::sync::atomic::Ordering::Relaxed);
+            checkpoints.finish.store(true, Ordering::Relaxed);
         }
         hurry = big && new > TAIL_FRAMES;
     }
