@@ -34,6 +34,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 BIN = ROOT / "target" / "release" / "onebox"
+# Scenario (e0): the same creates through the service layer alone (bench/write_floor.rs).
+FLOOR_BIN = ROOT / "target" / "release" / "examples" / "write_floor"
 RESULTS = BENCH / "results"
 DATASETTE_VENV = BENCH / ".venv-datasette"
 
@@ -604,6 +606,31 @@ class Measure:
         return res
 
 
+def write_floor(data: Path, admin_id: str, m: Measure) -> dict:
+    """(e0): `bench/write_floor.rs` creates records like (e)'s script from 32 tasks straight
+    through onebox's service layer (no HTTP), on the same data dir with the server stopped.
+    Warm-up once, then `runs` runs; the median run by creates/s, like `Measure.scenario`."""
+    name = "(e0) create, service layer alone (no HTTP)"
+    log(f"  {name}: warm-up {m.opts.warmup} s, {m.opts.runs} × {m.opts.duration} s")
+
+    def once(seconds: int) -> dict:
+        out = run([str(FLOOR_BIN), str(data), COLLECTION["name"], admin_id, m.unique(), str(seconds)],
+                  timeout=seconds + 120, env=dict(os.environ, ONEBOX_LOG_LEVEL="warn"))
+        r = json.loads(out.strip().splitlines()[-1])
+        r["requests"], r["errors"] = r.pop("creates"), r.pop("failed")
+        return r
+
+    once(m.opts.warmup)
+    runs = [once(m.opts.duration) for _ in range(m.opts.runs)]
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    med = dict(ordered[(len(ordered) - 1) // 2])
+    med["errors"] = sum(r["errors"] for r in runs)
+    med["rps_all"] = [r["rps"] for r in runs]
+    log(f"    {med['rps']:,.0f} creates/s, p50 {fmt_ms(med['p50_ms'])} ms, p99 {fmt_ms(med['p99_ms'])} ms,"
+        f" {med['cpu_us_per_req']:.0f} µs CPU each, errors {med['errors']}")
+    return {"key": "e0", "name": name, **med, "runs": runs}
+
+
 # --------------------------------------------------------------------------------------------
 # Paging walks for (d)
 
@@ -831,6 +858,12 @@ def bench_rows(rows: int, opts, ds_exe: Path | None, tag: str) -> dict:
     log(f"  server stderr (warn and above): {srv.stderr_tail()[-300:]}")
     srv.stop()
 
+    # (e0) the write floor: the same creates through the service layer, with no HTTP.
+    if FLOOR_BIN.exists():
+        sc["e0"] = write_floor(data, admin_id, m)
+    else:
+        res["notes"].append(f"(e0) skipped: {FLOOR_BIN} does not exist (run without --no-build)")
+
     # (e2) durability = "full": same data, a server restarted with ONEBOX_DURABILITY=full.
     env_full = dict(os.environ, ONEBOX_DURABILITY="full")
     conf = run([str(BIN), "--data-dir", str(data), "config", "check"], timeout=60, env=env_full)
@@ -853,8 +886,9 @@ def bench_rows(rows: int, opts, ds_exe: Path | None, tag: str) -> dict:
     srv.stop()
 
     ceiling = sc["a"]["rps"]
-    for s in sc.values():
-        s["x_ceiling"] = s["rps"] / ceiling if ceiling else None
+    for k, s in sc.items():
+        # (e0) ran without the server, so the server's ceiling is no yardstick for it.
+        s["x_ceiling"] = s["rps"] / ceiling if ceiling and k != "e0" else None
     if "mix" in sc["h"]:
         sc["h"]["reads_x_b"] = sc["h"]["mix"]["reads_per_s"] / sc["b"]["rps"] if sc["b"]["rps"] else None
 
@@ -907,7 +941,7 @@ def table(res: dict) -> str:
             f"{s['errors']} |")
 
     sc = res["scenarios"]
-    for k in ("a", "b", "c", "d_cursor", "d_page", "g", "g_deep", "e", "e2", "e3", "f"):
+    for k in ("a", "b", "c", "d_cursor", "d_page", "g", "g_deep", "e", "e0", "e2", "e3", "f"):
         if k in sc:
             row(sc[k])
     h = sc["h"]
@@ -965,8 +999,10 @@ def targets(results: list[dict]) -> list[dict]:
         t(n, "(d) cursor page 1000 within 20% of (c)", clean(dc) and dc["rps"] >= 0.8 * c["rps"],
           f"{dc['rps'] / c['rps']:.2f} × (c)", note)
         e, e2 = sc["e"], sc["e2"]
-        t(n, "(e) create ≥ 20,000/s", clean(e) and e["rps"] >= 20_000, f"{e['rps']:,.0f}/s",
-          f"disk {res['disk_mb_s']:.0f} MB/s in this run" if "disk_mb_s" in res else "")
+        context = [f"disk {res['disk_mb_s']:.0f} MB/s in this run"] if "disk_mb_s" in res else []
+        if "e0" in sc:
+            context.append(f"(e0) without HTTP: {sc['e0']['rps']:,.0f}/s")
+        t(n, "(e) create ≥ 20,000/s", clean(e) and e["rps"] >= 20_000, f"{e['rps']:,.0f}/s", "; ".join(context))
         t(n, "(e) create p99 ≤ 20 ms", clean(e) and e["p99_ms"] <= 20, f"{e['p99_ms']:.1f} ms")
         t(n, '(e) create, durability "full" ≥ 5,000/s', clean(e2) and e2["rps"] >= 5_000, f"{e2['rps']:,.0f}/s")
         h = sc["h"]
@@ -1082,10 +1118,10 @@ def main() -> int:
     try:
         check_tools()
         if not opts.no_build:
-            log("cargo build --release")
+            log("cargo build --release --bin onebox --example write_floor")
             try:
-                subprocess.run(["cargo", "build", "--release"], cwd=ROOT, check=True, timeout=3600,
-                               stdout=sys.stderr)
+                subprocess.run(["cargo", "build", "--release", "--bin", "onebox", "--example", "write_floor"],
+                               cwd=ROOT, check=True, timeout=3600, stdout=sys.stderr)
             except subprocess.CalledProcessError:
                 raise BenchError("cargo build --release failed (see above)") from None
             except subprocess.TimeoutExpired:
