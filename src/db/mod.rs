@@ -8,6 +8,7 @@
 mod checkpointer;
 mod error;
 mod open;
+mod walbuf;
 mod writer;
 
 use std::path::{Path, PathBuf};

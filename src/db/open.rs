@@ -127,7 +127,11 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
         path: shown.clone(),
         source,
     };
-    let mut conn = Connection::open(path).map_err(sqlite)?;
+    // Through the WAL-write shim (see `db::walbuf`): only this connection writes WAL frames.
+    super::walbuf::register().map_err(sqlite)?;
+    let mut conn =
+        Connection::open_with_flags_and_vfs(path, OpenFlags::default(), super::walbuf::NAME)
+            .map_err(sqlite)?;
     // WAL: readers never block the writer and the writer never blocks readers.
     conn.pragma_update(None, "journal_mode", "WAL")
         .map_err(sqlite)?;

@@ -19,7 +19,20 @@ const BIN: &str = env!("CARGO_BIN_EXE_onebox");
 const PASSWORD: &str = "a-long-passphrase";
 
 fn onebox(data: &Path) -> Command {
-    let mut c = Command::new(BIN);
+    hermetic(Command::new(BIN), data)
+}
+
+/// `onebox` that may not write files larger than `kib` KiB (`ulimit -f`): a write past that
+/// fails with EFBIG, as it would on a full disk (SIGXFSZ, which would kill it, is ignored).
+fn onebox_with_file_limit(data: &Path, kib: u64) -> Command {
+    let mut c = Command::new("bash");
+    c.arg("-c")
+        .arg(format!("trap '' XFSZ; ulimit -f {kib}; exec \"$0\" \"$@\""))
+        .arg(BIN);
+    hermetic(c, data)
+}
+
+fn hermetic(mut c: Command, data: &Path) -> Command {
     c.arg("--data-dir").arg(data);
     // Hermetic: no ONEBOX_* from the environment running the tests.
     for (key, _) in std::env::vars() {
@@ -61,7 +74,11 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Server {
-        let mut child = onebox(data)
+        Server::start_as(onebox(data))
+    }
+
+    fn start_as(mut command: Command) -> Server {
+        let mut child = command
             .args(["serve", "--port", "0"])
             .env("ONEBOX_LOG_LEVEL", "warn")
             .stdout(Stdio::piped())
@@ -391,4 +408,75 @@ fn kill_9_during_creates_loses_no_acknowledged_record() {
     );
     assert_eq!(status, 200);
     assert!(list["total"].as_u64().unwrap() >= acked.len() as u64);
+}
+
+#[test]
+fn writes_that_cannot_reach_the_disk_fail_and_lose_nothing_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let token = admin_token(&data);
+    // Files may not grow past 4 MiB: the WAL and the database file soon reach that.
+    let server = Server::start_as(onebox_with_file_limit(&data, 4096));
+    let base = server.base.clone();
+    let a = agent();
+    let (s, body) = post(
+        &a,
+        &format!("{base}/api/collections"),
+        &token,
+        json!({ "name": "docs", "fields": [ { "name": "body", "type": "text", "max": 100000 } ] }),
+    );
+    assert_eq!(s, 201, "{body}");
+    let mut acked = Vec::new();
+    let mut failure = None;
+    for i in 0..600 {
+        let text = format!("{i:06}-{}", "lorem ipsum dolor sit amet ".repeat(800));
+        let (s, body) = post(
+            &a,
+            &format!("{base}/api/collections/docs/records"),
+            &token,
+            json!({ "body": text }),
+        );
+        if s == 201 {
+            acked.push((body["id"].as_str().unwrap().to_string(), text.len()));
+        } else {
+            failure = Some((s, body));
+            break;
+        }
+    }
+    let (status, problem) = failure.expect("600 records of 21 KB fitted under a 4 MiB limit");
+    assert!(status >= 500, "{status} {problem}");
+    assert!(
+        problem["title"].is_string(),
+        "not a problem document: {problem}"
+    );
+    assert!(
+        acked.len() >= 20,
+        "only {} writes before the limit",
+        acked.len()
+    );
+    server.kill9();
+
+    // Without the limit: every acknowledged record is there, whole, and writes work again.
+    let server = Server::start(&data);
+    let conn = rusqlite::Connection::open(data.join("onebox.db")).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let mut stmt = conn
+        .prepare("SELECT length(body) FROM docs WHERE id = ?1")
+        .unwrap();
+    for (id, len) in &acked {
+        let stored: i64 = stmt
+            .query_row([id], |r| r.get(0))
+            .unwrap_or_else(|e| panic!("acknowledged record {id} lost: {e}"));
+        assert_eq!(stored, *len as i64, "record {id}");
+    }
+    let (s, body) = post(
+        &a,
+        &format!("{}/api/collections/docs/records", server.base),
+        &token,
+        json!({ "body": "after the limit" }),
+    );
+    assert_eq!(s, 201, "{body}");
 }
