@@ -421,6 +421,39 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_schema_change_past_the_wal_limit_leaves_the_copy_to_the_checkpointer() {
+        let (dir, db) = open_db();
+        blob_table(&db).await;
+        // One job of the writer's own (as a schema change is) writes 72 MiB of pages, past
+        // the 64 MiB limit at which the writer copies the WAL itself.
+        db.write_exclusive(|c| {
+            c.execute_batch(
+                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 1800) \
+                 INSERT INTO t SELECT randomblob(40960) FROM k",
+            )
+            .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+        let wal = dir.path().join("t.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 64 << 20);
+        // The next write does not wait for a copy of all of it.
+        write_blob(&db, 4096).await;
+        assert_eq!(db.writer_stats().restarts.load(Ordering::Relaxed), 0);
+        // The checkpointer copies it, and the WAL starts over.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut restarted = false;
+        while !restarted && std::time::Instant::now() < deadline {
+            write_blob(&db, 4096).await;
+            restarted = std::fs::metadata(&wal).unwrap().len() <= 64 << 20;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(restarted, "the WAL never started over");
+        let rows = ints(&db, "SELECT count(*) FROM t").await;
+        assert!(rows[0] > 1800, "{rows:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_read_past_the_wal_limit_does_not_stall_writes() {
         let (dir, db) = open_db();
         blob_table(&db).await;

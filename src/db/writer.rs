@@ -36,6 +36,10 @@ const PASS_WAIT: Duration = Duration::from_millis(100);
 /// costs writes at most `RESTART_WAIT` in every `RESTART_RETRY`.
 const RESTART_RETRY: Duration = Duration::from_millis(250);
 
+/// After a job of its own (a schema change) left the WAL past the limit, the writer leaves
+/// the copy to the checkpointer this long before it copies at the limit itself.
+const AFTER_EXCLUSIVE: Duration = Duration::from_secs(1);
+
 thread_local! {
     /// Frames in the WAL after the writer's last commit (set by SQLite's WAL hook, which runs
     /// on this thread inside `COMMIT`).
@@ -90,6 +94,8 @@ pub struct WriterStats {
     pub batches: std::sync::atomic::AtomicU64,
     /// Batched jobs run.
     pub jobs: std::sync::atomic::AtomicU64,
+    /// WAL copies the writer ran itself at the WAL limit (`wal_checkpoint(RESTART)`).
+    pub restarts: std::sync::atomic::AtomicU64,
 }
 
 /// Start the writer thread; it stops when every sender is dropped.
@@ -139,14 +145,24 @@ pub(crate) fn spawn(
                         let _ = conn.execute_batch("ROLLBACK");
                     }
                     let _ = conn.pragma_update(None, "foreign_keys", "ON");
+                    if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
+                        // A schema change (an index build, a table rebuild) can take the WAL
+                        // past the limit in one go. Copying it right here made the next writes
+                        // wait for all of it (~0.2 s after indexing 1M rows): the checkpointer
+                        // copies it meanwhile, and the writer copies the tail as usual.
+                        checkpoints.wake();
+                        restart_not_before = Instant::now() + AFTER_EXCLUSIVE;
+                    }
                 }
                 // Copy the rest of the WAL here, where no write can be in progress, so that the
                 // next transaction starts the WAL over: PASSIVE when the checkpointer has
                 // copied all but the tail; at the limit RESTART, which also waits briefly for
                 // a checkpointer pass still running and for readers of old snapshots.
                 let started = Instant::now();
-                let mode = if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
-                    if started >= restart_not_before && !restart(&conn, &checkpoints) {
+                let mode = if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES && started >= restart_not_before
+                {
+                    stats.restarts.fetch_add(1, Ordering::Relaxed);
+                    if !restart(&conn, &checkpoints) {
                         // A long read (a backup's snapshot, say) holds an old snapshot: leave
                         // the WAL alone for a while rather than pause every batch. It grows
                         // until that read ends, and no longer.
