@@ -13,6 +13,9 @@
 //!   header at recovery), and every size, truncate, sync, file-control, fetch and close call,
 //!   first write what is held back. A write that does not continue the held-back bytes (the
 //!   WAL starting over at offset 0, a frame rewritten in place) writes them first too.
+//! - A write that follows a read goes straight out: at the end of a transaction that wrote
+//!   some pages twice, SQLite reads each frame back and rewrites its header's checksum, the
+//!   commit frame's last, with no page after it.
 //! - With `durability = "full"` SQLite syncs the WAL at each commit (`xSync`), which also writes
 //!   what is held back first.
 //! - A crash loses only frames of a commit that had not returned, which SQLite's WAL recovery
@@ -254,12 +257,15 @@ unsafe extern "C" fn write(
         let Some(held) = file.held.as_mut() else {
             return through(ffi::SQLITE_OK);
         };
+        let len = usize::try_from(amount).unwrap_or(0);
+        if len == 0 || data.is_null() {
+            return ffi::SQLITE_OK;
+        }
+        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
+        let commit_header = len == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0];
         // A write that follows a read rewrites frames already written, at the commit (their
         // checksums, after a big transaction wrote some pages twice): no page follows the
         // commit frame's header then, so nothing would write it before the commit returns.
-        let len = usize::try_from(amount).unwrap_or(0);
-        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), len);
-        let commit_header = len == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0];
         if std::mem::take(&mut held.after_read) {
             held.commit_page_next = commit_header;
             #[cfg(test)]
