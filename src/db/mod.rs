@@ -292,6 +292,20 @@ mod tests {
         .unwrap();
     }
 
+    /// Whether the WAL starts over within `within` while small writes go on.
+    async fn wal_starts_over(db: &Db, wal: &std::path::Path, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            write_blob(db, 4096).await;
+            // The WAL file is cut back to `journal_size_limit` (64 MiB) when it starts over.
+            if std::fs::metadata(wal).unwrap().len() <= 64 << 20 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        false
+    }
+
     fn open_db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::open(&dir.path().join("t.db"), Durability::Normal, 2).unwrap();
@@ -441,14 +455,10 @@ mod tests {
         write_blob(&db, 4096).await;
         assert_eq!(db.writer_stats().restarts.load(Ordering::Relaxed), 0);
         // The checkpointer copies it, and the WAL starts over.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let mut restarted = false;
-        while !restarted && std::time::Instant::now() < deadline {
-            write_blob(&db, 4096).await;
-            restarted = std::fs::metadata(&wal).unwrap().len() <= 64 << 20;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(restarted, "the WAL never started over");
+        assert!(
+            wal_starts_over(&db, &wal, Duration::from_secs(20)).await,
+            "the WAL never started over"
+        );
         let rows = ints(&db, "SELECT count(*) FROM t").await;
         assert!(rows[0] > 1800, "{rows:?}");
     }
@@ -490,15 +500,10 @@ mod tests {
         // writer restarts it).
         hold.send(()).unwrap();
         reader.join().unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let mut restarted = false;
-        while !restarted && std::time::Instant::now() < deadline {
-            write_blob(&db, 4096).await;
-            // The WAL file is cut back to `journal_size_limit` when it starts over.
-            restarted = std::fs::metadata(&wal).unwrap().len() <= 64 << 20;
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(restarted, "the WAL never started over");
+        assert!(
+            wal_starts_over(&db, &wal, Duration::from_secs(10)).await,
+            "the WAL never started over"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
