@@ -561,6 +561,16 @@ def wrk(url: str, duration: int, script: Path | None = None, args: list[str] = (
     return out, parse_wrk(out)
 
 
+def median_run(runs: list[dict]) -> dict:
+    """The middle run by req/s (the lower one of two), with the errors of all runs and every
+    run's rate."""
+    ordered = sorted(runs, key=lambda r: r["rps"])
+    med = dict(ordered[(len(ordered) - 1) // 2])
+    med["errors"] = sum(r["errors"] for r in runs)
+    med["rps_all"] = [r["rps"] for r in runs]
+    return med
+
+
 class Measure:
     """Runs scenarios against one server process (pid) and keeps the results."""
 
@@ -591,11 +601,8 @@ class Measure:
             r["peak_rss_mb"] = hwm / 1024 if hwm else None
             r["wrk_output"] = out
             runs.append(r)
-        ordered = sorted(runs, key=lambda r: r["rps"])
-        med = dict(ordered[(len(ordered) - 1) // 2])  # the middle run (the lower one of two)
+        med = median_run(runs)
         med["peak_rss_mb"] = max((r["peak_rss_mb"] or 0) for r in runs) or None
-        med["errors"] = sum(r["errors"] for r in runs)
-        med["rps_all"] = [r["rps"] for r in runs]
         med.pop("wrk_output")
         res = {"key": key, "name": name, "url": url, **med, "runs": runs}
         extra = ""
@@ -622,10 +629,7 @@ def write_floor(data: Path, admin_id: str, m: Measure) -> dict:
 
     once(m.opts.warmup)
     runs = [once(m.opts.duration) for _ in range(m.opts.runs)]
-    ordered = sorted(runs, key=lambda r: r["rps"])
-    med = dict(ordered[(len(ordered) - 1) // 2])
-    med["errors"] = sum(r["errors"] for r in runs)
-    med["rps_all"] = [r["rps"] for r in runs]
+    med = median_run(runs)
     log(f"    {med['rps']:,.0f} creates/s, p50 {fmt_ms(med['p50_ms'])} ms, p99 {fmt_ms(med['p99_ms'])} ms,"
         f" {med['cpu_us_per_req']:.0f} µs CPU each, errors {med['errors']}")
     return {"key": "e0", "name": name, **med, "runs": runs}

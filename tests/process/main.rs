@@ -140,6 +140,12 @@ fn get(agent: &ureq::Agent, url: &str, token: &str) -> (u16, Value) {
     (status, json)
 }
 
+/// `POST /api/collections` with `definition`, which must succeed.
+fn create_collection(agent: &ureq::Agent, base: &str, token: &str, definition: Value) {
+    let (s, body) = post(agent, &format!("{base}/api/collections"), token, definition);
+    assert_eq!(s, 201, "{body}");
+}
+
 /// Create an admin and a token through the CLI; returns the token.
 fn admin_token(data: &Path) -> String {
     let (ok, out, err) = run(
@@ -327,16 +333,15 @@ fn kill_9_during_creates_loses_no_acknowledged_record() {
     let server = Server::start(&data);
     let base = server.base.clone();
     let a = agent();
-    let (s, body) = post(
+    create_collection(
         &a,
-        &format!("{base}/api/collections"),
+        &base,
         &token,
         json!({
             "name": "events",
             "fields": [ { "name": "n", "type": "number", "integer": true }, { "name": "who", "type": "text", "indexed": true } ]
         }),
     );
-    assert_eq!(s, 201, "{body}");
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -419,13 +424,12 @@ fn writes_that_cannot_reach_the_disk_fail_and_lose_nothing_acknowledged() {
     let server = Server::start_as(onebox_with_file_limit(&data, 4096));
     let base = server.base.clone();
     let a = agent();
-    let (s, body) = post(
+    create_collection(
         &a,
-        &format!("{base}/api/collections"),
+        &base,
         &token,
         json!({ "name": "docs", "fields": [ { "name": "body", "type": "text", "max": 100000 } ] }),
     );
-    assert_eq!(s, 201, "{body}");
     let mut acked = Vec::new();
     let mut failure = None;
     for i in 0..600 {
