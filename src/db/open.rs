@@ -209,8 +209,9 @@ mod tests {
     use super::*;
 
     /// The memory budget and the statement cache rely on how the bundled SQLite is built
-    /// (`LIBSQLITE3_FLAGS` in `.cargo/config.toml`): per-connection page caches, and no STAT4
-    /// samples that make cached list statements re-plan (see `query::tests_plans`).
+    /// (`LIBSQLITE3_FLAGS` in `.cargo/config.toml`): per-connection page caches, no STAT4
+    /// samples that make cached list statements re-plan (see `query::tests_plans`), and no
+    /// allocation statistics behind a global mutex.
     #[test]
     fn sqlite_is_built_with_private_page_caches_and_without_stat4() {
         let conn = Connection::open_in_memory().unwrap();
@@ -225,6 +226,10 @@ mod tests {
         for unwanted in ["ENABLE_MEMORY_MANAGEMENT", "ENABLE_STAT4"] {
             assert!(!options.iter().any(|o| o == unwanted), "{options:?}");
         }
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
     }
 
     #[test]

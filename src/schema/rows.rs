@@ -10,19 +10,40 @@ use serde_json::{Map, Number, Value};
 
 use super::types::{Collection, FieldKind};
 
-/// Converts rows of one query whose columns are known up front.
+/// Converts rows of one query whose columns are known up front. It borrows nothing, so it can
+/// be built before a job goes to the writer or to a reader thread.
 #[derive(Debug, Clone)]
-pub struct RowReader<'c> {
-    /// Output key and the field kind of each selected column (`None`: system or computed column,
-    /// converted by its storage class alone).
-    columns: Vec<(String, Option<&'c FieldKind>)>,
+pub struct RowReader {
+    /// Output key and the stored form of each selected column.
+    columns: Vec<(String, Stored)>,
     /// `"key":` of each column, JSON-escaped once.
     keys: Vec<Vec<u8>>,
 }
 
-impl<'c> RowReader<'c> {
+/// What a stored value needs beyond its storage class to become JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stored {
+    /// System and computed columns, and every field converted by its storage class alone.
+    Plain,
+    /// 0/1 → false/true.
+    Bool,
+    /// Text holding JSON (json fields and multiple selects), checked and copied as it is.
+    Json,
+}
+
+impl Stored {
+    fn of(kind: Option<&FieldKind>) -> Self {
+        match kind {
+            Some(FieldKind::Bool) => Stored::Bool,
+            Some(FieldKind::Json | FieldKind::Select { multiple: true, .. }) => Stored::Json,
+            _ => Stored::Plain,
+        }
+    }
+}
+
+impl RowReader {
     /// A reader for rows whose columns, in order, are `columns` of collection `c`.
-    pub fn new(c: &'c Collection, columns: &[String]) -> Self {
+    pub fn new(c: &Collection, columns: &[String]) -> Self {
         let keys = columns
             .iter()
             .map(|name| {
@@ -33,7 +54,7 @@ impl<'c> RowReader<'c> {
             .collect();
         let columns = columns
             .iter()
-            .map(|name| (name.clone(), c.field(name).map(|f| &f.kind)))
+            .map(|name| (name.clone(), Stored::of(c.field(name).map(|f| &f.kind))))
             .collect();
         RowReader { columns, keys }
     }
@@ -54,9 +75,7 @@ impl<'c> RowReader<'c> {
             match raw {
                 ValueRef::Null => out.extend_from_slice(b"null"),
                 ValueRef::Integer(v) => match kind {
-                    Some(FieldKind::Bool) => {
-                        out.extend_from_slice(if v != 0 { b"true" } else { b"false" })
-                    }
+                    Stored::Bool => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
                     _ => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
                 },
                 ValueRef::Real(f) if f.is_finite() => {
@@ -67,7 +86,7 @@ impl<'c> RowReader<'c> {
                     let s = std::str::from_utf8(bytes)
                         .map_err(|_| conversion(i, raw, "stored text is not UTF-8"))?;
                     match kind {
-                        Some(FieldKind::Json | FieldKind::Select { multiple: true, .. }) => {
+                        Stored::Json => {
                             serde_json::from_str::<serde::de::IgnoredAny>(s)
                                 .map_err(|_| conversion(i, raw, "stored JSON is malformed"))?;
                             out.extend_from_slice(bytes);
@@ -88,7 +107,7 @@ impl<'c> RowReader<'c> {
         let mut out = Map::with_capacity(self.columns.len());
         for (i, (name, kind)) in self.columns.iter().enumerate() {
             let raw = row.get_ref(i)?;
-            let value = decode(*kind, raw).map_err(|m| {
+            let value = decode_as(*kind, raw).map_err(|m| {
                 rusqlite::Error::FromSqlConversionFailure(i, raw.data_type(), m.into())
             })?;
             out.insert(name.clone(), value);
@@ -110,10 +129,14 @@ pub fn row_to_json(
 /// A stored value → JSON: bool 0/1 → false/true, json and multiple select text → parsed JSON,
 /// INTEGER → integer, REAL → float, TEXT → string, NULL → null.
 pub(crate) fn decode(kind: Option<&FieldKind>, v: ValueRef<'_>) -> Result<Value, String> {
+    decode_as(Stored::of(kind), v)
+}
+
+fn decode_as(kind: Stored, v: ValueRef<'_>) -> Result<Value, String> {
     Ok(match v {
         ValueRef::Null => Value::Null,
         ValueRef::Integer(i) => match kind {
-            Some(FieldKind::Bool) => Value::Bool(i != 0),
+            Stored::Bool => Value::Bool(i != 0),
             _ => Value::from(i),
         },
         // Non-finite floats cannot be stored through `values`; map any to null, not an error.
@@ -121,9 +144,7 @@ pub(crate) fn decode(kind: Option<&FieldKind>, v: ValueRef<'_>) -> Result<Value,
         ValueRef::Text(bytes) => {
             let s = std::str::from_utf8(bytes).map_err(|_| "stored text is not UTF-8")?;
             match kind {
-                Some(FieldKind::Json | FieldKind::Select { multiple: true, .. }) => {
-                    serde_json::from_str(s).map_err(|_| "stored JSON is malformed")?
-                }
+                Stored::Json => serde_json::from_str(s).map_err(|_| "stored JSON is malformed")?,
                 _ => Value::String(s.to_owned()),
             }
         }

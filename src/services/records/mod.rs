@@ -150,23 +150,39 @@ fn check_writable(
     }
 }
 
-/// Run the INSERT or UPDATE of record `id` (SQL ending in `returning_all`), then check that the
-/// written row satisfies `rule`; give the row as JSON (one statement: no read-back query).
+/// A record write prepared outside the writer: its SQL (ending in `RETURNING` every column)
+/// and how to read the row it returns, so the writer thread only binds, steps and converts.
+struct Returning {
+    sql: String,
+    reader: schema::RowReader,
+}
+
+impl Returning {
+    /// `sql_head` followed by `RETURNING` every column of `c`.
+    fn new(c: &Collection, sql_head: String) -> Self {
+        let columns = query::all_columns(c);
+        Returning {
+            sql: format!("{sql_head} RETURNING {}", select_list(&columns)),
+            reader: schema::RowReader::new(c, &columns),
+        }
+    }
+}
+
+/// Run the INSERT or UPDATE of record `id`, then check that the written row satisfies `rule`;
+/// give the row as JSON (one statement: no read-back query).
 fn write_checked(
     conn: &Connection,
     c: &Collection,
-    sql: &str,
+    write: &Returning,
     params: Vec<SqlValue>,
     id: &str,
     rule: &RuleSql,
 ) -> Result<Vec<u8>, AppError> {
-    let columns = query::all_columns(c);
-    let reader = schema::RowReader::new(c, &columns);
-    let mut stmt = conn.prepare_cached(sql).map_err(DbError::from)?;
+    let mut stmt = conn.prepare_cached(&write.sql).map_err(DbError::from)?;
     let json = stmt
         .query_row(params_from_iter(params), |row| {
             let mut out = Vec::with_capacity(256);
-            reader.write_json(row, &mut out).map(|()| out)
+            write.reader.write_json(row, &mut out).map(|()| out)
         })
         .optional()
         .map_err(DbError::from)?
@@ -175,11 +191,6 @@ fn write_checked(
         return Err(forbidden());
     }
     Ok(json)
-}
-
-/// `RETURNING` with every column, for `write_checked`.
-fn returning_all(c: &Collection) -> String {
-    format!(" RETURNING {}", select_list(&query::all_columns(c)))
 }
 
 /// Whether the record `id` satisfies `rule` (after a write: rules hold for what was written).
@@ -404,28 +415,35 @@ pub async fn create(
     let access = access(&c, Operation::Create, caller, forbidden)?;
     let values = schema::validate_create(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
-    write_counted(app, vec![entry.version.clone()], move |conn| {
-        check_relations(conn, &c, &values)?;
-        let id = crate::ids::new_id();
-        let now = crate::time::now();
-        let mut columns = vec!["id".to_string(), "created".into(), "updated".into()];
-        let mut params = vec![
-            SqlValue::Text(id.clone()),
-            SqlValue::Text(now.clone()),
-            SqlValue::Text(now),
-        ];
-        for (col, val) in values {
-            columns.push(col);
-            params.push(val);
-        }
-        let sql = format!(
-            "INSERT INTO {} ({}) VALUES ({}){}",
+    // The SQL is built here, on the async side: the writer is the one serial stage of every
+    // write, so it only runs it.
+    let columns: Vec<String> = ["id", "created", "updated"]
+        .into_iter()
+        .map(String::from)
+        .chain(values.iter().map(|(col, _)| col.clone()))
+        .collect();
+    let insert = Returning::new(
+        &c,
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
             quote_ident(&c.name),
             select_list(&columns),
             vec!["?"; columns.len()].join(", "),
-            returning_all(&c)
-        );
-        let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
+        ),
+    );
+    write_counted(app, vec![entry.version.clone()], move |conn| {
+        check_relations(conn, &c, &values)?;
+        // Id and time are taken in the writer, so both follow the order of commits.
+        let id = crate::ids::new_id();
+        let now = crate::time::now();
+        let mut params = Vec::with_capacity(values.len() + 3);
+        params.extend([
+            SqlValue::Text(id.clone()),
+            SqlValue::Text(now.clone()),
+            SqlValue::Text(now),
+        ]);
+        params.extend(values.into_iter().map(|(_, val)| val));
+        let json = write_checked(conn, &c, &insert, params, &id, &rule)?;
         Ok(Written { id, json })
     })
     .await
@@ -447,23 +465,29 @@ pub async fn update(
     let values = schema::validate_update(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
     let id = id.to_string();
+    let sets: Vec<String> = std::iter::once("\"updated\" = ?".to_string())
+        .chain(
+            values
+                .iter()
+                .map(|(col, _)| format!("{} = ?", quote_ident(col))),
+        )
+        .collect();
+    let update = Returning::new(
+        &c,
+        format!(
+            "UPDATE {} SET {} WHERE id = ?",
+            quote_ident(&c.name),
+            sets.join(", "),
+        ),
+    );
     write_counted(app, vec![entry.version.clone()], move |conn| {
         check_writable(conn, &c, &id, &rule, if_match.as_deref())?;
         check_relations(conn, &c, &values)?;
-        let mut sets = vec!["\"updated\" = ?".to_string()];
-        let mut params = vec![SqlValue::Text(crate::time::now())];
-        for (col, val) in values {
-            sets.push(format!("{} = ?", quote_ident(&col)));
-            params.push(val);
-        }
+        let mut params = Vec::with_capacity(values.len() + 2);
+        params.push(SqlValue::Text(crate::time::now()));
+        params.extend(values.into_iter().map(|(_, val)| val));
         params.push(SqlValue::Text(id.clone()));
-        let sql = format!(
-            "UPDATE {} SET {} WHERE id = ?{}",
-            quote_ident(&c.name),
-            sets.join(", "),
-            returning_all(&c)
-        );
-        let json = write_checked(conn, &c, &sql, params, &id, &rule)?;
+        let json = write_checked(conn, &c, &update, params, &id, &rule)?;
         Ok(Written { id, json })
     })
     .await
