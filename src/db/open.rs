@@ -32,16 +32,39 @@ pub enum OpenError {
 }
 
 /// The system tables' migrations, applied in order at open.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("migrations/0001_system_tables.sql"),
     include_str!("migrations/0002_sessions_and_totp.sql"),
     include_str!("migrations/0003_totp_pending.sql"),
     include_str!("migrations/0004_job_runs.sql"),
+    include_str!("migrations/0005_changes_check_without_in.sql"),
 ];
+
+/// Migrations that edit the stored schema text (`writable_schema`), after which SQLite's
+/// documented procedure bumps the schema version so every connection re-reads the schema.
+const EDITS_SCHEMA_TEXT: [usize; 1] = [4];
 
 /// The embedded migrations for the system tables, applied in order at open.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .enumerate()
+            .map(|(i, sql)| {
+                if EDITS_SCHEMA_TEXT.contains(&i) {
+                    M::up_with_hook(sql, bump_schema_version)
+                } else {
+                    M::up(sql)
+                }
+            })
+            .collect(),
+    )
+}
+
+fn bump_schema_version(tx: &rusqlite::Transaction<'_>) -> rusqlite_migration::HookResult {
+    let version: i64 = tx.pragma_query_value(None, "schema_version", |r| r.get(0))?;
+    tx.pragma_update(None, "schema_version", version + 1)?;
+    Ok(())
 }
 
 /// The schema version this build migrates to (`PRAGMA user_version` after migrating).
@@ -230,6 +253,82 @@ mod tests {
             options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
             "{options:?}"
         );
+    }
+
+    #[test]
+    fn the_change_log_check_is_rewritten_without_a_temporary_table_and_still_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("onebox.db");
+        // A database as the previous release left it: migrated to 0004, with rows.
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            Migrations::new(MIGRATIONS[..4].iter().map(|sql| M::up(sql)).collect())
+                .to_latest(&mut conn)
+                .unwrap();
+            conn.execute_batch(
+                "INSERT INTO _changes (time, collection, op) VALUES ('t', 'a', 'insert'), ('t', 'a', 'schema');",
+            )
+            .unwrap();
+        }
+        let conn = open_writer(&path, Durability::Normal).unwrap();
+        let sql: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = '_changes'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            sql.contains(
+                "CHECK (op = 'insert' OR op = 'update' OR op = 'delete' OR op = 'schema')"
+            ),
+            "{sql}"
+        );
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(ok, "ok");
+        // The rows are intact, every op is still accepted and any other refused.
+        for op in ["insert", "update", "delete", "schema"] {
+            conn.execute(
+                "INSERT INTO _changes (time, collection, op) VALUES ('t', 'a', ?1)",
+                [op],
+            )
+            .unwrap();
+        }
+        let err = conn
+            .execute(
+                "INSERT INTO _changes (time, collection, op) VALUES ('t', 'a', 'upsert')",
+                [],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("CHECK constraint failed"), "{err}");
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM _changes", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 6);
+        // No temporary b-tree is opened to check a change-log row any more.
+        let ops: Vec<String> = conn
+            .prepare(
+                "EXPLAIN INSERT INTO _changes (time, collection, op) VALUES ('t', 'a', 'insert')",
+            )
+            .unwrap()
+            .query_map([], |r| r.get(1))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{ops:?}");
+        // Another connection (a reader) sees the new text too.
+        let other = Connection::open(&path).unwrap();
+        let seen: String = other
+            .query_row(
+                "SELECT sql FROM sqlite_schema WHERE name = '_changes'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(seen, sql);
     }
 
     #[test]
