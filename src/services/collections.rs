@@ -20,6 +20,9 @@ pub struct Entry {
     /// Bumped before and after every committed write to the collection, so an ETag built from
     /// it can never label newer data with an older counter.
     pub version: Arc<AtomicU64>,
+    /// The record INSERT of this version of the collection, built at its first create (see
+    /// `records::create`). A schema change replaces the whole entry, and with it this.
+    pub(crate) insert: std::sync::OnceLock<Arc<crate::services::records::Returning>>,
 }
 
 /// The schema cache and the schema-changing operations.
@@ -302,6 +305,7 @@ impl Collections {
             Arc::new(Entry {
                 collection,
                 version,
+                insert: std::sync::OnceLock::new(),
             }),
         );
     }
@@ -311,6 +315,7 @@ fn new_entry(collection: Collection) -> Arc<Entry> {
     Arc::new(Entry {
         collection: Arc::new(collection),
         version: Arc::new(AtomicU64::new(1)),
+        insert: std::sync::OnceLock::new(),
     })
 }
 

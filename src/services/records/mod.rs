@@ -152,7 +152,7 @@ fn check_writable(
 
 /// A record write prepared outside the writer: its SQL (ending in `RETURNING` every column)
 /// and how to read the row it returns, so the writer thread only binds, steps and converts.
-struct Returning {
+pub(crate) struct Returning {
     sql: String,
     reader: schema::RowReader,
 }
@@ -403,6 +403,25 @@ where
     Ok(out)
 }
 
+/// `INSERT` of a record with `values`' columns (after `id`, `created`, `updated`), returning
+/// every column.
+fn insert_returning(c: &Collection, values: &[(String, SqlValue)]) -> Returning {
+    let columns: Vec<String> = ["id", "created", "updated"]
+        .into_iter()
+        .map(String::from)
+        .chain(values.iter().map(|(col, _)| col.clone()))
+        .collect();
+    Returning::new(
+        c,
+        format!(
+            "INSERT INTO {} ({}) VALUES ({})",
+            quote_ident(&c.name),
+            select_list(&columns),
+            vec!["?"; columns.len()].join(", "),
+        ),
+    )
+}
+
 /// Create a record. The create rule, if a filter, must hold for the new record.
 pub async fn create(
     app: &App,
@@ -415,22 +434,21 @@ pub async fn create(
     let access = access(&c, Operation::Create, caller, forbidden)?;
     let values = schema::validate_create(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
-    // The SQL is built here, on the async side: the writer is the one serial stage of every
-    // write, so it only runs it.
-    let columns: Vec<String> = ["id", "created", "updated"]
-        .into_iter()
-        .map(String::from)
-        .chain(values.iter().map(|(col, _)| col.clone()))
-        .collect();
-    let insert = Returning::new(
-        &c,
-        format!(
-            "INSERT INTO {} ({}) VALUES ({})",
-            quote_ident(&c.name),
-            select_list(&columns),
-            vec!["?"; columns.len()].join(", "),
-        ),
-    );
+    // `validate_create` gives every field, in the collection's order, so one INSERT serves
+    // every create of this version of the collection; it is built once, on the async side
+    // (the writer is the one serial stage of every write, so it only runs it).
+    let in_order = values
+        .iter()
+        .map(|(col, _)| col)
+        .eq(c.fields.iter().map(|f| &f.name));
+    let insert = if in_order {
+        entry
+            .insert
+            .get_or_init(|| Arc::new(insert_returning(&c, &values)))
+            .clone()
+    } else {
+        Arc::new(insert_returning(&c, &values))
+    };
     write_counted(app, vec![entry.version.clone()], move |conn| {
         check_relations(conn, &c, &values)?;
         // Id and time are taken in the writer, so both follow the order of commits.
