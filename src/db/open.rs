@@ -236,7 +236,7 @@ mod tests {
     /// samples that make cached list statements re-plan (see `query::tests_plans`), and no
     /// allocation statistics behind a global mutex.
     #[test]
-    fn sqlite_is_built_with_private_page_caches_and_without_stat4() {
+    fn sqlite_is_built_with_private_page_caches_without_stat4_or_memstatus() {
         let conn = Connection::open_in_memory().unwrap();
         let options: Vec<String> = conn
             .prepare("PRAGMA compile_options")
