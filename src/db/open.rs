@@ -31,27 +31,27 @@ pub enum OpenError {
     Migration(String),
 }
 
-/// The system tables' migrations, applied in order at open.
-const MIGRATIONS: [&str; 5] = [
-    include_str!("migrations/0001_system_tables.sql"),
-    include_str!("migrations/0002_sessions_and_totp.sql"),
-    include_str!("migrations/0003_totp_pending.sql"),
-    include_str!("migrations/0004_job_runs.sql"),
-    include_str!("migrations/0005_changes_check_without_in.sql"),
+/// The system tables' migrations, applied in order at open. `true` marks one that edits the
+/// stored schema text (`writable_schema`): as SQLite's documented procedure asks, its hook then
+/// bumps the schema version, so every connection re-reads the schema.
+const MIGRATIONS: [(&str, bool); 5] = [
+    (include_str!("migrations/0001_system_tables.sql"), false),
+    (include_str!("migrations/0002_sessions_and_totp.sql"), false),
+    (include_str!("migrations/0003_totp_pending.sql"), false),
+    (include_str!("migrations/0004_job_runs.sql"), false),
+    (
+        include_str!("migrations/0005_changes_check_without_in.sql"),
+        true,
+    ),
 ];
-
-/// Migrations that edit the stored schema text (`writable_schema`), after which SQLite's
-/// documented procedure bumps the schema version so every connection re-reads the schema.
-const EDITS_SCHEMA_TEXT: [usize; 1] = [4];
 
 /// The embedded migrations for the system tables, applied in order at open.
 fn migrations() -> Migrations<'static> {
     Migrations::new(
         MIGRATIONS
             .iter()
-            .enumerate()
-            .map(|(i, sql)| {
-                if EDITS_SCHEMA_TEXT.contains(&i) {
+            .map(|&(sql, edits_schema_text)| {
+                if edits_schema_text {
                     M::up_with_hook(sql, bump_schema_version)
                 } else {
                     M::up(sql)
@@ -263,7 +263,7 @@ mod tests {
         {
             let mut conn = Connection::open(&path).unwrap();
             conn.pragma_update(None, "journal_mode", "WAL").unwrap();
-            Migrations::new(MIGRATIONS[..4].iter().map(|sql| M::up(sql)).collect())
+            Migrations::new(MIGRATIONS[..4].iter().map(|(sql, _)| M::up(sql)).collect())
                 .to_latest(&mut conn)
                 .unwrap();
             conn.execute_batch(

@@ -406,7 +406,7 @@ where
 /// `INSERT` of a record with `values`' columns (after `id`, `created`, `updated`), returning
 /// every column.
 fn insert_returning(c: &Collection, values: &[(String, SqlValue)]) -> Returning {
-    let columns: Vec<String> = ["id", "created", "updated"]
+    let columns: Vec<String> = schema::SYSTEM_FIELDS
         .into_iter()
         .map(String::from)
         .chain(values.iter().map(|(col, _)| col.clone()))
