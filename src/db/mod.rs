@@ -371,6 +371,66 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_that_changed_many_pages_rolls_back_only_itself() {
+        let (_dir, db) = open_db();
+        // The writer keeps temp storage in files: a savepoint's journal past 64 KiB spills
+        // to a temp file, and rolling back a job must read it back from there.
+        let temp_store: i64 = db
+            .write(|c| {
+                c.execute_batch(
+                    "CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT);
+                     WITH RECURSIVE s(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < 600)
+                     INSERT INTO t SELECT n, replace(hex(zeroblob(500)), '0', 'a') FROM s;",
+                )?;
+                c.pragma_query_value(None, "temp_store", |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(temp_store, 1, "the writer's temp storage is not in files");
+        let before = ints(&db, "SELECT sum(length(v)) FROM t").await;
+        let writes = (0..6i64).map(|n| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |c| {
+                    // ~600 KiB of existing pages changed, then the job fails (odd n).
+                    c.execute("UPDATE t SET v = v || ?1", [n.to_string()])
+                        .map_err(DbError::from)?;
+                    if n % 2 == 1 {
+                        return Err(DbError::Commit(format!("job {n} refuses")));
+                    }
+                    Ok(n)
+                })
+                .await
+            })
+        });
+        let mut ok = Vec::new();
+        for w in writes.collect::<Vec<_>>() {
+            if let Ok(n) = w.await.unwrap() {
+                ok.push(n);
+            }
+        }
+        assert_eq!(ok, vec![0, 2, 4]);
+        // Each row gained exactly the three successful suffixes, whatever the order.
+        let after = ints(&db, "SELECT sum(length(v)) FROM t").await;
+        assert_eq!(after[0], before[0] + 600 * 3);
+        let odd = ints(
+            &db,
+            "SELECT count(*) FROM t WHERE v GLOB '*1*' OR v GLOB '*3*' OR v GLOB '*5*'",
+        )
+        .await;
+        assert_eq!(odd, vec![0]);
+        let check: String = db
+            .read(|c| {
+                c.query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                    .map_err(DbError::from)
+            })
+            .await
+            .unwrap();
+        assert_eq!(check, "ok");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_checkpointer_copies_the_wal_into_the_database_file() {
         let (dir, db) = open_db();
         db.write(|c| {
