@@ -373,7 +373,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_write_that_changed_many_pages_rolls_back_only_itself() {
         let (_dir, db) = open_db();
-        // The writer keeps temp storage in files: a savepoint's journal past 64 KiB spills
+        // The writer keeps temp storage in files: a savepoint's journal past 120 KiB spills
         // to a temp file, and rolling back a job must read it back from there.
         let temp_store: i64 = db
             .write(|c| {
