@@ -188,7 +188,7 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     // Every write job runs in a savepoint, which copies each page it first changes into the
     // savepoint journal. With temp storage in memory SQLite keeps that journal in 1 KiB
     // pieces, each allocated (~12% of the writer's instructions per create, callgrind); with
-    // temp files it keeps it in one piece of `SQLITE_STMTJRNL_SPILL` (120 KiB, see
+    // temp files (readers keep temp storage in memory) it keeps it in one piece of `SQLITE_STMTJRNL_SPILL` (120 KiB, see
     // `.cargo/config.toml`) and spills only a bigger one to a file. Index builds here sort
     // through temp files too, instead of wholly in memory.
     conn.pragma_update(None, "temp_store", "FILE")
@@ -211,6 +211,8 @@ pub fn open_checkpointer(path: &Path) -> rusqlite::Result<Connection> {
     // A checkpoint copies frames without the page cache, and the start-up `PRAGMA optimize`
     // (which uses this connection too) reads indexes once: 64 KiB, not the 2 MiB default.
     conn.pragma_update(None, "cache_size", -64)?;
+    // The start-up `PRAGMA optimize` sorts in memory, as it always has.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -224,9 +226,6 @@ pub fn apply_common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     // Wait for a lock instead of failing at once: another process (the CLI, a backup) may
     // hold it briefly.
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    // Sorts and temporary indexes for ORDER BY stay in memory (the writer then sets files,
-    // see `open_writer`).
-    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(())
 }
 
@@ -235,6 +234,9 @@ pub fn apply_reader_pragmas(conn: &mut Connection) -> rusqlite::Result<()> {
     apply_common_pragmas(conn)?;
     // Belt and braces on top of the read-only open flag: no statement may write.
     conn.pragma_update(None, "query_only", "ON")?;
+    // Sorts and temporary indexes for ORDER BY stay in memory (the writer uses files, see
+    // `open_writer`).
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // 4 MiB of page cache per reader keeps idle memory small; the OS page cache does the rest.
     conn.pragma_update(None, "cache_size", -4_000)?;
     Ok(())
