@@ -2,7 +2,7 @@
 //! flushes it, so that the WAL can start over under any write load.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -21,8 +21,9 @@ pub(crate) struct Checkpoints {
     /// Held by the checkpointer for each pass and by the writer for its RESTART, so the
     /// RESTART waits for a pass in progress here, and gives up only for readers.
     pass: std::sync::Mutex<()>,
-    /// Set while the writer waits for `pass`: the checkpointer starts no new pass meanwhile
-    /// (a mutex is not fair; in a hurry it would take the lock straight back).
+    /// Set while the writer wants `pass` for its copy at the WAL limit: the checkpointer
+    /// finishes the pass in progress and starts no new one meanwhile (a mutex is not fair; in
+    /// a hurry it would take the lock straight back).
     restart_waiting: AtomicBool,
     /// Wakes the checkpointer (which otherwise sleeps between timed passes) each time the WAL
     /// grows by `WAKE_FRAMES`.
@@ -49,28 +50,29 @@ impl Checkpoints {
         let _ = self.wake.try_send(());
     }
 
-    fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(super) fn pass(&self) -> std::sync::MutexGuard<'_, ()> {
         // The guarded value is `()`: a panic while it was held leaves nothing inconsistent.
         self.pass.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The pass lock, if the checkpointer's pass in progress ends within `wait`. Meanwhile
-    /// the checkpointer starts no new pass.
-    pub(super) fn pass_within(&self, wait: Duration) -> Option<std::sync::MutexGuard<'_, ()>> {
+    /// The pass lock if no checkpointer pass is in progress. Without it, the checkpointer
+    /// starts no new pass until the writer has had it or gives up (`stop_waiting`).
+    pub(super) fn try_pass(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
         self.restart_waiting.store(true, Ordering::Relaxed);
-        let deadline = Instant::now() + wait;
-        let guard = loop {
-            match self.pass.try_lock() {
-                Ok(g) => break Some(g),
-                Err(std::sync::TryLockError::Poisoned(e)) => break Some(e.into_inner()),
-                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
-                Err(std::sync::TryLockError::WouldBlock) => break None,
-            }
+        let guard = match self.pass.try_lock() {
+            Ok(g) => Some(g),
+            Err(std::sync::TryLockError::Poisoned(e)) => Some(e.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         };
-        self.restart_waiting.store(false, Ordering::Relaxed);
+        if guard.is_some() {
+            self.stop_waiting();
+        }
         guard
+    }
+
+    /// Let the checkpointer start passes again.
+    pub(super) fn stop_waiting(&self) {
+        self.restart_waiting.store(false, Ordering::Relaxed);
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 
 use super::checkpointer::{Checkpoints, WAKE_FRAMES};
 
@@ -27,9 +28,9 @@ pub(crate) const WAL_LIMIT_FRAMES: i64 = 16_384;
 /// it give up.
 const RESTART_WAIT: Duration = Duration::from_millis(10);
 
-/// How long the RESTART at the limit waits for a checkpointer pass in progress. A pass over
-/// a WAL at the limit usually ends within it; one over a WAL that grew behind a long read can
-/// take seconds.
+/// How long the writer waits (running batches meanwhile) for a checkpointer pass in progress
+/// before its RESTART at the limit. A pass over a WAL at the limit usually ends within it; one
+/// over a WAL that grew behind a long read can take seconds.
 const PASS_WAIT: Duration = Duration::from_millis(100);
 
 /// After a RESTART that gave up, the writer leaves the WAL alone this long, so a long read
@@ -100,122 +101,199 @@ pub struct WriterStats {
 
 /// Start the writer thread; it stops when every sender is dropped.
 pub(crate) fn spawn(
-    mut conn: Connection,
+    conn: Connection,
     stats: Arc<WriterStats>,
     checkpoints: Arc<Checkpoints>,
 ) -> std::io::Result<mpsc::Sender<Job>> {
-    let (tx, mut rx) = mpsc::channel::<Job>(4096);
+    let (tx, rx) = mpsc::channel::<Job>(4096);
     std::thread::Builder::new()
         .name("onebox-writer".into())
         .spawn(move || {
             conn.wal_hook(Some(note_wal_size));
-            let mut restart_not_before = Instant::now();
-            let mut batch = Vec::with_capacity(MAX_BATCH);
-            while let Some(job) = rx.blocking_recv() {
-                let mut exclusive = None;
-                match job {
-                    Job::Exclusive(f) => exclusive = Some(f),
-                    Job::Batched(f) => {
-                        batch.push(f);
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(Job::Batched(f)) => batch.push(f),
-                                Ok(Job::Exclusive(f)) => {
-                                    exclusive = Some(f);
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        stats.batches.fetch_add(1, Ordering::Relaxed);
-                        stats.jobs.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                        let before = WAL_FRAMES.get();
-                        run_batch(&conn, &mut batch);
-                        if WAL_FRAMES.get() / WAKE_FRAMES > before / WAKE_FRAMES {
-                            checkpoints.wake();
-                        }
-                    }
-                }
-                if let Some(f) = exclusive {
-                    // A panic inside is confined to that job; its reply channel is dropped,
-                    // which its caller sees as an error.
-                    let _ = catch_unwind(AssertUnwindSafe(|| f(&mut conn)));
-                    // Never leave a transaction open for the next batch.
-                    if !conn.is_autocommit() {
-                        let _ = conn.execute_batch("ROLLBACK");
-                    }
-                    let _ = conn.pragma_update(None, "foreign_keys", "ON");
-                    if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
-                        // A schema change (an index build, a table rebuild) can take the WAL
-                        // past the limit in one go. Copying it right here made the next writes
-                        // wait for all of it (~0.2 s after indexing 1M rows): the checkpointer
-                        // copies it meanwhile, and the writer copies the tail as usual.
-                        checkpoints.wake();
-                        restart_not_before = Instant::now() + AFTER_EXCLUSIVE;
-                    }
-                }
-                // Copy the rest of the WAL here, where no write can be in progress, so that the
-                // next transaction starts the WAL over: PASSIVE when the checkpointer has
-                // copied all but the tail; at the limit RESTART, which also waits briefly for
-                // a checkpointer pass still running and for readers of old snapshots.
-                let started = Instant::now();
-                let mode = if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES && started >= restart_not_before
-                {
-                    stats.restarts.fetch_add(1, Ordering::Relaxed);
-                    if !restart(&conn, &checkpoints) {
-                        // A long read (a backup's snapshot, say) holds an old snapshot: leave
-                        // the WAL alone for a while rather than pause every batch. It grows
-                        // until that read ends, and no longer.
-                        restart_not_before = Instant::now() + RESTART_RETRY;
-                    }
-                    "restart"
-                } else if checkpoints.finish.swap(false, Ordering::Relaxed) {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::warn!(error = %e, "checkpoint failed");
-                    }
-                    "finish"
-                } else {
-                    ""
-                };
-                // Writes queue behind this: slow ones are what a write's p99 is made of.
-                let ms = started.elapsed().as_millis() as u64;
-                if ms >= 10 {
-                    tracing::debug!(
-                        mode,
-                        ms,
-                        wal_frames = WAL_FRAMES.get(),
-                        "slow writer checkpoint"
-                    );
-                }
-            }
+            let mut writer = Writer {
+                conn,
+                rx,
+                stats,
+                checkpoints,
+                batch: Vec::with_capacity(MAX_BATCH),
+                limit_not_before: Instant::now(),
+                limit_due: None,
+            };
+            while writer.step() {}
             tracing::debug!("writer stopped");
         })?;
     Ok(tx)
 }
 
-/// `wal_checkpoint(RESTART)` once the checkpointer's pass in progress (if any) has ended,
-/// waiting at most `PASS_WAIT` for that and `RESTART_WAIT` for readers; whether the WAL will
-/// start over.
-fn restart(conn: &Connection, checkpoints: &Checkpoints) -> bool {
-    let Some(_pass) = checkpoints.pass_within(PASS_WAIT) else {
-        // A long pass (the WAL grew behind a long read): it copies what the RESTART would
-        // have copied, so writes go on meanwhile.
-        return false;
-    };
-    let _ = conn.busy_timeout(RESTART_WAIT);
-    let done = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
-    let _ = conn.busy_timeout(super::open::BUSY_TIMEOUT);
-    match done {
-        Ok(busy) => busy == 0,
-        Err(e) => {
-            tracing::warn!(error = %e, "checkpoint failed");
-            false
+/// The writer thread's state.
+struct Writer {
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    stats: Arc<WriterStats>,
+    checkpoints: Arc<Checkpoints>,
+    batch: Vec<BatchedJob>,
+    /// No copy at the WAL limit before this (after one that gave up, or a schema change).
+    limit_not_before: Instant,
+    /// Since when the WAL has been at the limit with the checkpointer's pass in progress: the
+    /// writer copies once that pass ends, running batches meanwhile.
+    limit_due: Option<Instant>,
+}
+
+impl Writer {
+    /// Run the next job (with those queued behind it), then checkpoint if due; false once
+    /// every sender is gone.
+    fn step(&mut self) -> bool {
+        let job = if self.limit_due.is_some() {
+            match self.rx.try_recv() {
+                Ok(job) => Some(job),
+                // Nothing queued: look again shortly whether the checkpointer's pass ended.
+                Err(TryRecvError::Empty) => {
+                    std::thread::sleep(Duration::from_millis(1));
+                    None
+                }
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        } else {
+            match self.rx.blocking_recv() {
+                Some(job) => Some(job),
+                None => return false,
+            }
+        };
+        if let Some(job) = job {
+            self.run(job);
         }
+        self.checkpoint();
+        true
+    }
+
+    /// Run `job`, and with a batched one every batched job queued behind it (up to
+    /// `MAX_BATCH`) in one transaction.
+    fn run(&mut self, job: Job) {
+        let exclusive = match job {
+            Job::Exclusive(f) => Some(f),
+            Job::Batched(f) => {
+                self.batch.push(f);
+                let mut exclusive = None;
+                while self.batch.len() < MAX_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(Job::Batched(f)) => self.batch.push(f),
+                        Ok(Job::Exclusive(f)) => {
+                            exclusive = Some(f);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                self.stats.batches.fetch_add(1, Ordering::Relaxed);
+                let jobs = self.batch.len() as u64;
+                self.stats.jobs.fetch_add(jobs, Ordering::Relaxed);
+                let before = WAL_FRAMES.get();
+                run_batch(&self.conn, &mut self.batch);
+                if WAL_FRAMES.get() / WAKE_FRAMES > before / WAKE_FRAMES {
+                    self.checkpoints.wake();
+                }
+                exclusive
+            }
+        };
+        if let Some(f) = exclusive {
+            // A panic inside is confined to that job; its reply channel is dropped, which its
+            // caller sees as an error.
+            let _ = catch_unwind(AssertUnwindSafe(|| f(&mut self.conn)));
+            // Never leave a transaction open for the next batch.
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
+            }
+            let _ = self.conn.pragma_update(None, "foreign_keys", "ON");
+            if WAL_FRAMES.get() >= WAL_LIMIT_FRAMES {
+                // A schema change (an index build, a table rebuild) can take the WAL past the
+                // limit in one go. Copying it right here made the next writes wait for all of
+                // it (~0.2 s after indexing 1M rows): the checkpointer copies it meanwhile, and
+                // the writer copies the tail as usual.
+                self.checkpoints.wake();
+                self.limit_not_before = Instant::now() + AFTER_EXCLUSIVE;
+            }
+        }
+    }
+
+    /// Copy the rest of the WAL here, where no write can be in progress, so that the next
+    /// transaction starts the WAL over: PASSIVE when the checkpointer has copied all but the
+    /// tail; at the limit RESTART.
+    fn checkpoint(&mut self) {
+        let started = Instant::now();
+        let at_limit = WAL_FRAMES.get() >= WAL_LIMIT_FRAMES && started >= self.limit_not_before;
+        let mode = if self.limit_due.is_some() || at_limit {
+            if !self.restart() {
+                return;
+            }
+            "restart"
+        } else if self.checkpoints.finish.swap(false, Ordering::Relaxed) {
+            let done = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "checkpoint failed");
+            }
+            "finish"
+        } else {
+            return;
+        };
+        // Writes queue behind this: slow ones are what a write's p99 is made of.
+        let ms = started.elapsed().as_millis() as u64;
+        if ms >= 10 {
+            tracing::debug!(
+                mode,
+                ms,
+                wal_frames = WAL_FRAMES.get(),
+                "slow writer checkpoint"
+            );
+        }
+    }
+
+    /// `wal_checkpoint(RESTART)` at the WAL limit, once the checkpointer's pass in progress
+    /// has ended, waiting at most `RESTART_WAIT` for readers; false while that pass goes on.
+    fn restart(&mut self) -> bool {
+        let due = *self.limit_due.get_or_insert_with(Instant::now);
+        let checkpoints = Arc::clone(&self.checkpoints);
+        let Some(pass) = checkpoints.try_pass() else {
+            if due.elapsed() < PASS_WAIT {
+                return false;
+            }
+            // A long pass (the WAL grew behind a long read): it copies what the RESTART
+            // would have, so let it go on.
+            self.gave_up();
+            return true;
+        };
+        self.limit_due = None;
+        self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+        let _ = self.conn.busy_timeout(RESTART_WAIT);
+        let done = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0));
+        let _ = self.conn.busy_timeout(super::open::BUSY_TIMEOUT);
+        drop(pass);
+        match done {
+            Ok(0) => {}
+            Ok(_) => self.gave_up(),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed");
+                self.gave_up();
+            }
+        }
+        true
+    }
+
+    /// A long read (a backup's snapshot, say) holds an old snapshot, or the checkpointer is
+    /// copying a WAL grown behind one: leave the WAL alone for a while rather than pause every
+    /// batch. It grows until that read ends, and no longer.
+    fn gave_up(&mut self) {
+        self.checkpoints.stop_waiting();
+        self.limit_due = None;
+        self.limit_not_before = Instant::now() + RESTART_RETRY;
     }
 }
 
 fn run_batch(conn: &Connection, batch: &mut Vec<BatchedJob>) {
+    let began = Instant::now();
     let mut finishers: Vec<Finish> = Vec::with_capacity(batch.len());
     // Cached statements: these run for every batch or job, and parsing them each time showed.
     let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
@@ -251,12 +329,20 @@ fn run_batch(conn: &Connection, batch: &mut Vec<BatchedJob>) {
             }
         }
     }
+    let committing = Instant::now();
     let outcome = run("COMMIT").map(|_| ()).map_err(|e| {
         tracing::error!(error = %e, "commit failed");
         let failed = CommitFailed::from_sqlite(&e);
         let _ = conn.execute_batch("ROLLBACK");
         failed
     });
+    // Every job of the batch waits for all of it (under `durability = "full"`, the COMMIT
+    // includes the WAL's fsync).
+    let ms = began.elapsed().as_millis() as u64;
+    if ms >= 10 {
+        let commit_ms = committing.elapsed().as_millis() as u64;
+        tracing::debug!(ms, commit_ms, jobs = finishers.len(), "slow batch");
+    }
     for finish in finishers {
         finish(outcome.clone());
     }
@@ -269,5 +355,74 @@ fn job_failed_to_start(job: BatchedJob) -> Ran {
     Ran {
         ok: false,
         finish: Box::new(|_| {}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run one job writing a random blob of `bytes`; how long until it was acknowledged.
+    fn write_blob(jobs: &mpsc::Sender<Job>, bytes: i64) -> Duration {
+        let started = Instant::now();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: BatchedJob = Box::new(move |conn| {
+            let ok = conn
+                .execute("INSERT INTO t SELECT randomblob(?1)", [bytes])
+                .is_ok();
+            let finish: Finish = Box::new(move |done| {
+                let _ = tx.send(done.is_ok());
+            });
+            Ran { ok, finish }
+        });
+        jobs.blocking_send(Job::Batched(job)).unwrap();
+        assert!(rx.recv().unwrap(), "the write failed");
+        started.elapsed()
+    }
+
+    #[test]
+    fn at_the_wal_limit_writes_go_on_while_a_checkpointer_pass_is_in_progress() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn =
+            super::super::open::open_writer(&path, crate::config::Durability::Normal).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        let stats = Arc::new(WriterStats::default());
+        let checkpoints = Arc::new(Checkpoints::new().0);
+        let jobs = spawn(conn, stats.clone(), checkpoints.clone()).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let limit_bytes = WAL_LIMIT_FRAMES as u64 * (4096 + 24);
+        // A checkpointer pass that does not end (one behind a long read, or a slow disk).
+        let pass = checkpoints.pass();
+        while std::fs::metadata(&wal).unwrap().len() < limit_bytes {
+            write_blob(&jobs, 40960);
+        }
+        // Past the limit, the writer copies the WAL only once that pass has ended; waiting
+        // for it (`PASS_WAIT`, 100 ms) used to hold up the write behind.
+        let past = Instant::now();
+        let mut slowest = Duration::ZERO;
+        let mut writes = 0;
+        while past.elapsed() < Duration::from_millis(600) {
+            slowest = slowest.max(write_blob(&jobs, 4096));
+            writes += 1;
+        }
+        assert!(
+            slowest < PASS_WAIT,
+            "a write past the limit took {slowest:?}"
+        );
+        assert!(writes > 20, "{writes} writes in 600 ms");
+        assert_eq!(stats.restarts.load(Ordering::Relaxed), 0);
+        // Once the pass ends, the writer copies the WAL and it starts over.
+        drop(pass);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&wal).unwrap().len() > 64 << 20 && Instant::now() < deadline {
+            write_blob(&jobs, 4096);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(stats.restarts.load(Ordering::Relaxed) >= 1);
+        assert!(
+            std::fs::metadata(&wal).unwrap().len() <= 64 << 20,
+            "the WAL never started over"
+        );
     }
 }
