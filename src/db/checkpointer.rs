@@ -25,6 +25,10 @@ pub(crate) struct Checkpoints {
     /// finishes the pass in progress and starts no new one meanwhile (a mutex is not fair; in
     /// a hurry it would take the lock straight back).
     restart_waiting: AtomicBool,
+    /// Set by the checkpointer when its last pass could not copy every frame, because a
+    /// reader still needs them (a long read's old snapshot): no pause of the writer's would
+    /// help it catch up.
+    pub held_back: AtomicBool,
     /// Wakes the checkpointer (which otherwise sleeps between timed passes) each time the WAL
     /// grows by `WAKE_FRAMES`.
     wake: crossbeam_channel::Sender<()>,
@@ -39,6 +43,7 @@ impl Checkpoints {
             finish: AtomicBool::new(false),
             pass: std::sync::Mutex::new(()),
             restart_waiting: AtomicBool::new(false),
+            held_back: AtomicBool::new(false),
             wake,
         };
         (shared, woken)
@@ -120,10 +125,17 @@ pub(super) fn run(
         // The WAL's size when this pass began, in frames; the pass copies all of them that no
         // reader still needs.
         let pass = checkpoints.pass();
-        let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        let copied = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+        });
         drop(pass);
         let frames = match copied {
-            Ok(frames) => frames,
+            Ok((frames, backfilled)) => {
+                checkpoints
+                    .held_back
+                    .store(backfilled < frames, Ordering::Relaxed);
+                frames
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed");
                 hurry = false;

@@ -23,6 +23,10 @@ const MAX_BATCH: usize = 256;
 /// long before (see `db::checkpointer`); this bound holds even when that thread gets no CPU.
 pub(crate) const WAL_LIMIT_FRAMES: i64 = 16_384;
 
+/// WAL size (frames) past which the writer pauses after each batch, longer the larger the
+/// WAL, so the checkpointer can catch up: 8,192 pages, 32 MiB, twice what it is woken for.
+const PACE_FRAMES: i64 = 2 * WAKE_FRAMES;
+
 /// How long the RESTART at the limit waits for readers (the checkpointer it waits for apart):
 /// API reads take well under a millisecond, so only a long read (a backup's snapshot) makes
 /// it give up.
@@ -161,8 +165,11 @@ impl Writer {
         };
         if let Some(job) = job {
             self.run(job);
+            self.checkpoint();
+            self.pace();
+        } else {
+            self.checkpoint();
         }
-        self.checkpoint();
         true
     }
 
@@ -247,6 +254,22 @@ impl Writer {
                 "slow writer checkpoint"
             );
         }
+    }
+
+    /// Pause after a batch while the WAL is past `PACE_FRAMES`: the checkpointer is behind
+    /// (the disk takes its writes slower than the writer makes them), and the writer's own
+    /// copy at the limit would stop every write for as long as the disk needs to catch up.
+    /// Not while the WAL grows behind a long read, which no pause would end.
+    fn pace(&self) {
+        let frames = WAL_FRAMES.get();
+        if frames <= PACE_FRAMES
+            || self.checkpoints.held_back.load(Ordering::Relaxed)
+            || Instant::now() < self.limit_not_before
+        {
+            return;
+        }
+        let per_4mib = ((frames - PACE_FRAMES) / 1024).min(10) as u64;
+        std::thread::sleep(Duration::from_micros(500 + 1000 * per_4mib));
     }
 
     /// `wal_checkpoint(RESTART)` at the WAL limit, once the checkpointer's pass in progress
@@ -378,6 +401,42 @@ mod tests {
         jobs.blocking_send(Job::Batched(job)).unwrap();
         assert!(rx.recv().unwrap(), "the write failed");
         started.elapsed()
+    }
+
+    #[test]
+    fn the_writer_paces_itself_while_the_checkpointer_is_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let conn =
+            super::super::open::open_writer(&path, crate::config::Durability::Normal).unwrap();
+        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+        let stats = Arc::new(WriterStats::default());
+        let checkpoints = Arc::new(Checkpoints::new().0);
+        let jobs = spawn(conn, stats.clone(), checkpoints.clone()).unwrap();
+        let wal = dir.path().join("t.db-wal");
+        let frame = 4096 + 24;
+        // Small writes are quick while the WAL is under `PACE_FRAMES`.
+        let quick = (0..20).map(|_| write_blob(&jobs, 100)).sum::<Duration>();
+        // The checkpointer copies nothing (its pass does not end) and the WAL passes 40 MiB.
+        let pass = checkpoints.pass();
+        while std::fs::metadata(&wal).unwrap().len() < (PACE_FRAMES as u64 + 2048) * frame {
+            write_blob(&jobs, 40960);
+        }
+        // Each batch is now followed by a pause of 2.5 ms or more, which the next write
+        // waits for.
+        let paced = (0..20).map(|_| write_blob(&jobs, 100)).sum::<Duration>();
+        assert!(
+            paced >= Duration::from_micros(20 * 2500),
+            "20 writes took {paced:?} (before the WAL grew: {quick:?})"
+        );
+        // Not while a reader holds the checkpointer back: no pause would help.
+        checkpoints.held_back.store(true, Ordering::Relaxed);
+        let unpaced = (0..20).map(|_| write_blob(&jobs, 100)).sum::<Duration>();
+        assert!(
+            unpaced < paced / 2,
+            "20 writes took {unpaced:?} held back, {paced:?} paced"
+        );
+        drop(pass);
     }
 
     #[test]
