@@ -19,7 +19,8 @@ pub(crate) struct Checkpoints {
     /// rest between two batches.
     pub finish: AtomicBool,
     /// Held by the checkpointer for each pass and by the writer for its RESTART, so the
-    /// RESTART waits for a pass in progress here, and gives up only for readers.
+    /// RESTART never runs during a pass (the writer takes it between two batches once a pass
+    /// has ended) and gives up only for readers.
     pass: std::sync::Mutex<()>,
     /// Set while the writer wants `pass` for its copy at the WAL limit: the checkpointer
     /// finishes the pass in progress and starts no new one meanwhile (a mutex is not fair; in

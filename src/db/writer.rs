@@ -295,7 +295,9 @@ impl Writer {
         let _ = self.conn.busy_timeout(super::open::BUSY_TIMEOUT);
         drop(pass);
         match done {
-            Ok(0) => {}
+            // The next transaction starts the WAL over; until its commit reports the new
+            // size, the old one would make `pace` pause for a WAL that is gone.
+            Ok(0) => WAL_FRAMES.set(0),
             Ok(_) => self.gave_up(),
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed");
