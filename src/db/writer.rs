@@ -2,7 +2,8 @@
 //! over a channel. Jobs that queue up while a transaction commits are grouped into the next
 //! one (group commit): one `BEGIN IMMEDIATE … COMMIT` (and, with `durability = "full"`, one
 //! fsync) for many requests, each job inside its own SAVEPOINT so a failing job rolls back only
-//! itself.
+//! itself. Between batches it copies the WAL's tail when the checkpointer thread asks (and
+//! the rest at the WAL limit), and pauses while that thread is behind.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -387,6 +388,36 @@ fn job_failed_to_start(job: BatchedJob) -> Ran {
 mod tests {
     use super::*;
 
+    /// A writer thread with no checkpointer thread, over a table `t (x BLOB)`.
+    struct TestWriter {
+        _dir: tempfile::TempDir,
+        jobs: mpsc::Sender<Job>,
+        stats: Arc<WriterStats>,
+        checkpoints: Arc<Checkpoints>,
+        wal: std::path::PathBuf,
+    }
+
+    impl TestWriter {
+        fn start() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("t.db");
+            let conn =
+                super::super::open::open_writer(&path, crate::config::Durability::Normal).unwrap();
+            conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
+            let stats = Arc::new(WriterStats::default());
+            let checkpoints = Arc::new(Checkpoints::new().0);
+            let jobs = spawn(conn, stats.clone(), checkpoints.clone()).unwrap();
+            let wal = dir.path().join("t.db-wal");
+            TestWriter {
+                _dir: dir,
+                jobs,
+                stats,
+                checkpoints,
+                wal,
+            }
+        }
+    }
+
     /// Run one job writing a random blob of `bytes`; how long until it was acknowledged.
     fn write_blob(jobs: &mpsc::Sender<Job>, bytes: i64) -> Duration {
         let started = Instant::now();
@@ -407,33 +438,26 @@ mod tests {
 
     #[test]
     fn the_writer_paces_itself_while_the_checkpointer_is_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn =
-            super::super::open::open_writer(&path, crate::config::Durability::Normal).unwrap();
-        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let stats = Arc::new(WriterStats::default());
-        let checkpoints = Arc::new(Checkpoints::new().0);
-        let jobs = spawn(conn, stats.clone(), checkpoints.clone()).unwrap();
-        let wal = dir.path().join("t.db-wal");
+        let w = TestWriter::start();
+        let (jobs, checkpoints, wal) = (&w.jobs, &w.checkpoints, &w.wal);
         let frame = 4096 + 24;
         // Small writes are quick while the WAL is under `PACE_FRAMES`.
-        let quick = (0..20).map(|_| write_blob(&jobs, 100)).sum::<Duration>();
+        let quick = (0..20).map(|_| write_blob(jobs, 100)).sum::<Duration>();
         // The checkpointer copies nothing (its pass does not end) and the WAL passes 40 MiB.
         let pass = checkpoints.pass();
-        while std::fs::metadata(&wal).unwrap().len() < (PACE_FRAMES as u64 + 2048) * frame {
-            write_blob(&jobs, 40960);
+        while std::fs::metadata(wal).unwrap().len() < (PACE_FRAMES as u64 + 2048) * frame {
+            write_blob(jobs, 40960);
         }
         // Each batch is now followed by a pause of 2.5 ms or more, which the next write
         // waits for.
-        let paced = (0..20).map(|_| write_blob(&jobs, 100)).sum::<Duration>();
+        let paced = (0..20).map(|_| write_blob(jobs, 100)).sum::<Duration>();
         assert!(
             paced >= Duration::from_micros(20 * 2500),
             "20 writes took {paced:?} (before the WAL grew: {quick:?})"
         );
         // Not while a reader holds the checkpointer back: no pause would help.
         checkpoints.held_back.store(true, Ordering::Relaxed);
-        let unpaced = (0..20).map(|_| write_blob(&jobs, 100)).sum::<Duration>();
+        let unpaced = (0..20).map(|_| write_blob(jobs, 100)).sum::<Duration>();
         assert!(
             unpaced < paced / 2,
             "20 writes took {unpaced:?} held back, {paced:?} paced"
@@ -443,20 +467,13 @@ mod tests {
 
     #[test]
     fn at_the_wal_limit_writes_go_on_while_a_checkpointer_pass_is_in_progress() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let conn =
-            super::super::open::open_writer(&path, crate::config::Durability::Normal).unwrap();
-        conn.execute_batch("CREATE TABLE t (x BLOB)").unwrap();
-        let stats = Arc::new(WriterStats::default());
-        let checkpoints = Arc::new(Checkpoints::new().0);
-        let jobs = spawn(conn, stats.clone(), checkpoints.clone()).unwrap();
-        let wal = dir.path().join("t.db-wal");
+        let w = TestWriter::start();
+        let (jobs, stats, checkpoints, wal) = (&w.jobs, &w.stats, &w.checkpoints, &w.wal);
         let limit_bytes = WAL_LIMIT_FRAMES as u64 * (4096 + 24);
         // A checkpointer pass that does not end (one behind a long read, or a slow disk).
         let pass = checkpoints.pass();
-        while std::fs::metadata(&wal).unwrap().len() < limit_bytes {
-            write_blob(&jobs, 40960);
+        while std::fs::metadata(wal).unwrap().len() < limit_bytes {
+            write_blob(jobs, 40960);
         }
         // Past the limit, the writer copies the WAL only once that pass has ended; waiting
         // for it (`PASS_WAIT`, 100 ms) used to hold up the write behind.
@@ -464,7 +481,7 @@ mod tests {
         let mut slowest = Duration::ZERO;
         let mut writes = 0;
         while past.elapsed() < Duration::from_millis(600) {
-            slowest = slowest.max(write_blob(&jobs, 4096));
+            slowest = slowest.max(write_blob(jobs, 4096));
             writes += 1;
         }
         assert!(
@@ -476,13 +493,13 @@ mod tests {
         // Once the pass ends, the writer copies the WAL and it starts over.
         drop(pass);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::fs::metadata(&wal).unwrap().len() > 64 << 20 && Instant::now() < deadline {
-            write_blob(&jobs, 4096);
+        while std::fs::metadata(wal).unwrap().len() > 64 << 20 && Instant::now() < deadline {
+            write_blob(jobs, 4096);
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(stats.restarts.load(Ordering::Relaxed) >= 1);
         assert!(
-            std::fs::metadata(&wal).unwrap().len() <= 64 << 20,
+            std::fs::metadata(wal).unwrap().len() <= 64 << 20,
             "the WAL never started over"
         );
     }
