@@ -188,9 +188,10 @@ pub fn open_writer(path: &Path, durability: Durability) -> Result<Connection, Op
     // Every write job runs in a savepoint, which copies each page it first changes into the
     // savepoint journal. With temp storage in memory SQLite keeps that journal in 1 KiB
     // pieces, each allocated (~12% of the writer's instructions per create, callgrind); with
-    // temp files (readers keep temp storage in memory) it keeps it in one piece of `SQLITE_STMTJRNL_SPILL` (120 KiB, see
+    // temp files it keeps it in one piece of `SQLITE_STMTJRNL_SPILL` (120 KiB, see
     // `.cargo/config.toml`) and spills only a bigger one to a file. Index builds here sort
-    // through temp files too, instead of wholly in memory.
+    // through temp files too, instead of wholly in memory. Readers keep temp storage in
+    // memory.
     conn.pragma_update(None, "temp_store", "FILE")
         .map_err(sqlite)?;
     migrations()

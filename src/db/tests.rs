@@ -21,12 +21,14 @@ async fn ints(db: &Db, sql: &'static str) -> Vec<i64> {
 
 /// The table `t (x BLOB)` for the WAL tests.
 async fn blob_table(db: &Db) {
-    db.write(|c| {
-        c.execute_batch("CREATE TABLE t (x BLOB)")
-            .map_err(DbError::from)
-    })
-    .await
-    .unwrap();
+    create_table(db, "CREATE TABLE t (x BLOB)").await;
+}
+
+/// Run one `CREATE TABLE` through the writer.
+async fn create_table(db: &Db, sql: &'static str) {
+    db.write(move |c| c.execute_batch(sql).map_err(DbError::from))
+        .await
+        .unwrap();
 }
 
 /// One write of `bytes` random bytes into `t`.
@@ -62,12 +64,7 @@ fn open_db() -> (tempfile::TempDir, Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_write_in_a_batch_rolls_back_only_itself() {
     let (_dir, db) = open_db();
-    db.write(|c| {
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)")
-            .map_err(DbError::from)
-    })
-    .await
-    .unwrap();
+    create_table(&db, "CREATE TABLE t (n INTEGER PRIMARY KEY)").await;
     // Hold the writer so the next writes queue up and are committed as one batch.
     let (release, hold) = std::sync::mpsc::channel::<()>();
     let blocker = tokio::spawn({
@@ -315,12 +312,7 @@ async fn a_long_read_past_the_wal_limit_does_not_stall_writes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_job_fails_alone_and_the_writer_lives_on() {
     let (_dir, db) = open_db();
-    db.write(|c| {
-        c.execute_batch("CREATE TABLE t (n INTEGER)")
-            .map_err(DbError::from)
-    })
-    .await
-    .unwrap();
+    create_table(&db, "CREATE TABLE t (n INTEGER)").await;
     let boom = db
         .write(|c| -> Result<(), DbError> {
             c.execute("INSERT INTO t VALUES (1)", [])

@@ -164,12 +164,10 @@ impl Writer {
                 None => return false,
             }
         };
-        if let Some(job) = job {
-            self.run(job);
-            self.checkpoint();
+        let ran = job.map(|job| self.run(job)).is_some();
+        self.checkpoint();
+        if ran {
             self.pace();
-        } else {
-            self.checkpoint();
         }
         true
     }
