@@ -151,6 +151,9 @@ pub fn build_rocket(app: App) -> Rocket<Build> {
         config.tls = Some(rocket::config::TlsConfig::from_paths(&tls.certs, &tls.key));
     }
     let rocket = rocket::custom(config)
+        // `SecurityHeaders` sets every security header; Rocket's default shield would check
+        // for and set three more on every response (two of them the same as ours).
+        .attach(rocket::shield::Shield::new())
         .attach(crate::observe::RequestLog)
         .attach(crate::api::SecurityHeaders);
     crate::web::mount(crate::api::mount(rocket)).manage(app)

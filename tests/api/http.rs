@@ -55,6 +55,19 @@ async fn body_over_the_limit_is_413_and_other_media_types_415() {
     let r = app.post("/api/collections/p/records", None, big).await;
     assert_eq!(r.status, 413, "{:?}", r.json);
     assert_eq!(r.content_type.as_deref(), Some("application/problem+json"));
+    // The limit is exact: a body of 2048 bytes is taken, one of 2049 is refused.
+    for (len, status) in [(2048, 201), (2049, 413)] {
+        let body = format!("{{\"t\":\"{}\"}}", "x".repeat(len - 8));
+        assert_eq!(body.len(), len);
+        let res = app
+            .client
+            .post("/api/collections/p/records")
+            .header(ContentType::JSON)
+            .body(body)
+            .dispatch()
+            .await;
+        assert_eq!(res.status().code, status, "a body of {len} bytes");
+    }
     let res = app
         .client
         .post("/api/collections/p/records")
@@ -72,6 +85,16 @@ async fn body_over_the_limit_is_413_and_other_media_types_415() {
         .dispatch()
         .await;
     assert_eq!(res.status().code, 201);
+    // Only the two accepted bodies were stored, whole.
+    let lengths: Vec<i64> = app
+        .sqlite()
+        .prepare("SELECT length(t) FROM p ORDER BY length(t)")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(lengths, vec![9, 2040]);
 }
 
 #[rocket::async_test]
@@ -160,6 +183,8 @@ async fn every_response_has_a_request_id_and_security_headers() {
         let id = r.header("x-request-id").unwrap_or_default();
         assert_eq!(id.len(), 26, "{path}");
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"), "{path}");
+        assert_eq!(r.header("referrer-policy"), Some("same-origin"), "{path}");
         assert!(
             r.header("content-security-policy")
                 .unwrap()
