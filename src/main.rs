@@ -438,6 +438,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("preparing first-run setup")?;
+    // After the start-up writes above: ANALYZE holds the write lock while it reads.
+    app.db
+        .optimize_in_background()
+        .context("starting the planner statistics thread")?;
     let rocket = onebox::app::build_rocket(app).attach(rocket::fairing::AdHoc::on_liftoff(
         "announce",
         move |rocket| {

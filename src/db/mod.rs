@@ -73,29 +73,6 @@ impl Db {
         let (checkpoints, woken) = Checkpoints::new();
         let checkpoints = Arc::new(checkpoints);
         let jobs = writer::spawn(conn, stats.clone(), checkpoints.clone()).map_err(io)?;
-        // Planner statistics, as SQLite advises for long-lived connections: analyse tables
-        // that have none or whose size changed a lot, in the background so start-up does not
-        // wait (a full ANALYZE of a 1M-row table takes ~1 s; later runs are no-ops unless the
-        // data changed a lot). Plans without statistics can be badly off, e.g. an equality
-        // index plus a sort of a third of the table instead of an ordered index walk. Its own
-        // short-lived thread and connection: ANALYZE fills a page cache with whole indexes,
-        // and the allocator returns a finished thread's memory, where an idle writer kept
-        // ~10 MB of it (idle RSS 23 → 13 MB on a freshly seeded database).
-        let optimize_path = path.to_path_buf();
-        std::thread::Builder::new()
-            .name("onebox-optimize".into())
-            .spawn(move || {
-                let started = std::time::Instant::now();
-                let result = open::open_checkpointer(&optimize_path)
-                    .and_then(|conn| conn.execute_batch("PRAGMA optimize = 0x10002;"));
-                match result {
-                    Ok(()) => {
-                        tracing::debug!(ms = started.elapsed().as_millis() as u64, "optimize")
-                    }
-                    Err(e) => tracing::warn!(error = %e, "PRAGMA optimize failed"),
-                }
-            })
-            .map_err(io)?;
         let (reads, queue) = crossbeam_channel::unbounded::<ReadJob>();
         for n in 0..readers {
             let (pool, queue) = (pool.clone(), queue.clone());
@@ -123,6 +100,33 @@ impl Db {
                 jobs,
             }),
         })
+    }
+
+    /// Gather planner statistics in the background, as SQLite advises for long-lived
+    /// connections: analyse tables that have none or whose size changed a lot (later runs are
+    /// no-ops unless the data changed a lot). Plans without statistics can be badly off, e.g.
+    /// an equality index plus a sort of a third of the table instead of an ordered index walk.
+    /// ANALYZE holds the write lock, so the server calls this once its own start-up writes are
+    /// done, and short-lived CLI commands leave it to the server. Its own short-lived thread
+    /// and connection: ANALYZE fills a page cache with index pages, and the allocator returns
+    /// a finished thread's memory, where an idle writer kept ~10 MB of it (idle RSS 23 → 13 MB
+    /// on a freshly seeded database).
+    pub fn optimize_in_background(&self) -> std::io::Result<()> {
+        let path = self.inner.path.clone();
+        std::thread::Builder::new()
+            .name("onebox-optimize".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let result = open::open_checkpointer(&path)
+                    .and_then(|conn| conn.execute_batch(open::STARTUP_OPTIMIZE));
+                match result {
+                    Ok(()) => {
+                        tracing::debug!(ms = started.elapsed().as_millis() as u64, "optimize")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "PRAGMA optimize failed"),
+                }
+            })
+            .map(drop)
     }
 
     /// The database file.

@@ -341,3 +341,58 @@ async fn a_panicking_job_fails_alone_and_the_writer_lives_on() {
         .unwrap();
     }
 }
+
+/// The start-up `PRAGMA optimize` gathers statistics for a table that has none by sampling its
+/// indexes, not by reading them whole as a plain ANALYZE does: it runs in a write transaction,
+/// so every write after a start waits for it.
+#[test]
+fn the_start_up_optimize_samples_big_tables_instead_of_reading_them_whole() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, k TEXT, v INTEGER);
+         CREATE INDEX t_k ON t (k);
+         CREATE INDEX t_v ON t (v);
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000)
+         INSERT INTO t SELECT i, hex(randomblob(8)), i % 97 FROM n;",
+    )
+    .unwrap();
+    // Virtual-machine steps (in hundreds) a statement takes on a new connection.
+    let steps = |sql: &str| {
+        let conn = open::open_checkpointer(&path).unwrap();
+        let n = Arc::new(AtomicU64::new(0));
+        let counter = n.clone();
+        conn.progress_handler(
+            100,
+            Some(move || {
+                counter.fetch_add(1, Ordering::Relaxed);
+                false
+            }),
+        )
+        .unwrap();
+        conn.execute_batch(sql).unwrap();
+        n.load(Ordering::Relaxed)
+    };
+    let stats = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 't' AND idx IN ('t_k', 't_v')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    let sampled = steps(open::STARTUP_OPTIMIZE);
+    assert_eq!(stats(&conn), 2, "the start-up optimize gathers statistics");
+    // A second start has nothing to do while the table keeps its size.
+    assert!(steps(open::STARTUP_OPTIMIZE) < 10);
+    conn.execute_batch("DELETE FROM sqlite_stat1").unwrap();
+    let whole = steps("ANALYZE");
+    assert_eq!(stats(&conn), 2);
+    assert!(
+        sampled * 5 < whole,
+        "the start-up optimize took {sampled} hundred steps, a whole ANALYZE {whole}"
+    );
+}
