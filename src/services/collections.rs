@@ -23,6 +23,8 @@ pub struct Entry {
     /// The record INSERT of this version of the collection, built at its first create (see
     /// `records::create`). A schema change replaces the whole entry, and with it this.
     pub(crate) insert: std::sync::OnceLock<Arc<crate::services::records::Returning>>,
+    /// The point read of every column with no rule to apply, built at its first use.
+    pub(crate) point_read: std::sync::OnceLock<Arc<crate::services::records::PointRead>>,
 }
 
 /// The schema cache and the schema-changing operations.
@@ -306,6 +308,7 @@ impl Collections {
                 collection,
                 version,
                 insert: std::sync::OnceLock::new(),
+                point_read: std::sync::OnceLock::new(),
             }),
         );
     }
@@ -316,6 +319,7 @@ fn new_entry(collection: Collection) -> Arc<Entry> {
         collection: Arc::new(collection),
         version: Arc::new(AtomicU64::new(1)),
         insert: std::sync::OnceLock::new(),
+        point_read: std::sync::OnceLock::new(),
     })
 }
 
