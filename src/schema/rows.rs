@@ -91,7 +91,7 @@ impl RowReader {
                                 .map_err(|_| conversion(i, raw, "stored JSON is malformed"))?;
                             out.extend_from_slice(bytes);
                         }
-                        _ => serde_json::to_writer(&mut *out, s)
+                        _ => push_json_str(out, s)
                             .map_err(|_| conversion(i, raw, "cannot write JSON"))?,
                     }
                 }
@@ -113,6 +113,25 @@ impl RowReader {
             out.insert(name.clone(), value);
         }
         Ok(out)
+    }
+}
+
+/// Append `s` as a JSON string. serde_json escapes only `"`, `\` and control characters, which
+/// most stored text has none of; one scan for them is much cheaper than its byte-by-byte
+/// escaper (a fifth of a list's work on its reader thread).
+fn push_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    // No early exit, so the compiler checks 16 or 32 bytes at a time.
+    let needs_escape = s.bytes().fold(false, |any, b| {
+        any | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if !needs_escape {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, s)
     }
 }
 
@@ -158,6 +177,31 @@ mod tests {
     use crate::schema::testutil::{collection, open_db};
     use crate::schema::{create_table, validate_create};
     use serde_json::json;
+
+    /// The fast path writes exactly what serde_json writes, escapes included.
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        for s in [
+            "",
+            "plain text, 2024-05-01T12:00:00.000Z",
+            "a \"quote\"",
+            "back\\slash",
+            "line\nbreak\ttab\r",
+            "\u{0}\u{1f} controls",
+            "\u{7f} delete",
+            "é ü 中文 🎉 \u{2028}\u{2029}",
+            "</script><!--",
+        ] {
+            let mut out = b"x".to_vec();
+            push_json_str(&mut out, s).unwrap();
+            let mut want = b"x".to_vec();
+            want.extend(serde_json::to_vec(s).unwrap());
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(want).unwrap()
+            );
+        }
+    }
 
     #[test]
     fn records_round_trip_through_a_real_table() {
