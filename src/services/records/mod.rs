@@ -107,18 +107,20 @@ impl RuleSql {
     }
 }
 
-/// A point read: the SQL of one record's `columns`, if it satisfies a rule, and the reader of
-/// its row. Built before the read goes to a reader thread or the writer; for the usual read
-/// (every column, no rule to apply) once per version of a collection, since building it was a
-/// third of a point read's instructions on its reader thread.
-pub(crate) struct PointRead {
+/// A statement that yields at most one record, prepared outside the thread that runs it: its
+/// SQL and the reader of its row, so a reader thread or the writer only binds, steps and
+/// converts. Point reads of every column with no rule to apply and creates are built once per
+/// version of a collection (building a point read was a third of its instructions on its
+/// reader thread).
+pub(crate) struct OneRow {
     sql: String,
     reader: schema::RowReader,
 }
 
-impl PointRead {
-    fn new(c: &Collection, columns: &[String], rule: &RuleSql) -> Self {
-        PointRead {
+impl OneRow {
+    /// `columns` of the record `id` (the first parameter), if it satisfies `rule`.
+    fn point_read(c: &Collection, columns: &[String], rule: &RuleSql) -> Self {
+        OneRow {
             sql: format!(
                 "SELECT {} FROM {} WHERE id = ? AND ({})",
                 select_list(columns),
@@ -129,30 +131,37 @@ impl PointRead {
         }
     }
 
-    /// Every column of a record of `entry`'s collection, for callers whose rule is `rule`.
-    fn every_column(entry: &Entry, rule: &RuleSql) -> Arc<Self> {
+    /// The point read of every column of `entry`'s collection, for callers whose rule is
+    /// `rule`; shared by every read of this version of the collection when `rule` is `1`.
+    fn point_read_all(entry: &Entry, rule: &RuleSql) -> Arc<Self> {
         let c = &entry.collection;
         if rule.restricts() {
-            return Arc::new(Self::new(c, &query::all_columns(c), rule));
+            return Arc::new(Self::point_read(c, &query::all_columns(c), rule));
         }
         entry
             .point_read
-            .get_or_init(|| Arc::new(Self::new(c, &query::all_columns(c), rule)))
+            .get_or_init(|| Arc::new(Self::point_read(c, &query::all_columns(c), rule)))
             .clone()
     }
 
-    /// The record `id` as JSON, if it exists and satisfies `rule`, the one this was built for.
-    fn run(
+    /// `sql_head` (an INSERT or UPDATE) followed by `RETURNING` every column of `c`.
+    fn returning(c: &Collection, sql_head: String) -> Self {
+        let columns = query::all_columns(c);
+        OneRow {
+            sql: format!("{sql_head} RETURNING {}", select_list(&columns)),
+            reader: schema::RowReader::new(c, &columns),
+        }
+    }
+
+    /// Run with `params`; the row as JSON, if there is one.
+    fn json<P: rusqlite::Params>(
         &self,
         conn: &Connection,
-        id: &str,
-        rule: &RuleSql,
+        params: P,
     ) -> Result<Option<Vec<u8>>, AppError> {
-        let params = std::iter::once(&id as &dyn rusqlite::ToSql)
-            .chain(rule.params.iter().map(|p| p as &dyn rusqlite::ToSql));
         let mut stmt = conn.prepare_cached(&self.sql).map_err(DbError::from)?;
         let found = stmt
-            .query_row(params_from_iter(params), |row| {
+            .query_row(params, |row| {
                 let mut out = Vec::with_capacity(256);
                 self.reader.write_json(row, &mut out).map(|()| out)
             })
@@ -160,17 +169,30 @@ impl PointRead {
             .map_err(DbError::from)?;
         Ok(found)
     }
+
+    /// The record `id` as JSON, if it exists and satisfies `rule`, the one this point read was
+    /// built for.
+    fn read(
+        &self,
+        conn: &Connection,
+        id: &str,
+        rule: &RuleSql,
+    ) -> Result<Option<Vec<u8>>, AppError> {
+        let params = std::iter::once(&id as &dyn rusqlite::ToSql)
+            .chain(rule.params.iter().map(|p| p as &dyn rusqlite::ToSql));
+        self.json(conn, params_from_iter(params))
+    }
 }
 
 /// Check that the record `id` exists as `rule` lets the caller change it, and `If-Match`.
 fn check_writable(
     conn: &Connection,
-    current: &PointRead,
+    current: &OneRow,
     id: &str,
     rule: &RuleSql,
     if_match: Option<&str>,
 ) -> Result<(), AppError> {
-    let current = current.run(conn, id, rule)?.ok_or(AppError::NotFound)?;
+    let current = current.read(conn, id, rule)?.ok_or(AppError::NotFound)?;
     match if_match {
         Some(tag) if !crate::etag::list_contains(tag, &etag_of_json(&current), false) => {
             Err(AppError::PreconditionFailed)
@@ -179,42 +201,18 @@ fn check_writable(
     }
 }
 
-/// A record write prepared outside the writer: its SQL (ending in `RETURNING` every column)
-/// and how to read the row it returns, so the writer thread only binds, steps and converts.
-pub(crate) struct Returning {
-    sql: String,
-    reader: schema::RowReader,
-}
-
-impl Returning {
-    /// `sql_head` followed by `RETURNING` every column of `c`.
-    fn new(c: &Collection, sql_head: String) -> Self {
-        let columns = query::all_columns(c);
-        Returning {
-            sql: format!("{sql_head} RETURNING {}", select_list(&columns)),
-            reader: schema::RowReader::new(c, &columns),
-        }
-    }
-}
-
 /// Run the INSERT or UPDATE of record `id`, then check that the written row satisfies `rule`;
 /// give the row as JSON (one statement: no read-back query).
 fn write_checked(
     conn: &Connection,
     c: &Collection,
-    write: &Returning,
+    write: &OneRow,
     params: Vec<SqlValue>,
     id: &str,
     rule: &RuleSql,
 ) -> Result<Vec<u8>, AppError> {
-    let mut stmt = conn.prepare_cached(&write.sql).map_err(DbError::from)?;
-    let json = stmt
-        .query_row(params_from_iter(params), |row| {
-            let mut out = Vec::with_capacity(256);
-            write.reader.write_json(row, &mut out).map(|()| out)
-        })
-        .optional()
-        .map_err(DbError::from)?
+    let json = write
+        .json(conn, params_from_iter(params))?
         .ok_or(AppError::NotFound)?;
     if rule.restricts() && !satisfies(conn, c, id, rule)? {
         return Err(forbidden());
@@ -277,16 +275,16 @@ async fn get_as(
     let access = access(&c, op, caller, denial(op))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
     let read = match fields.filter(|f| !f.is_empty()) {
-        None => PointRead::every_column(&entry, &rule),
+        None => OneRow::point_read_all(&entry, &rule),
         Some(fields) => {
             let columns =
                 query::parse_fields(fields, &c).map_err(|e| AppError::query("fields", e))?;
-            Arc::new(PointRead::new(&c, &columns, &rule))
+            Arc::new(OneRow::point_read(&c, &columns, &rule))
         }
     };
     let id = id.to_string();
     app.db
-        .read(move |conn| read.run(conn, &id, &rule)?.ok_or(AppError::NotFound))
+        .read(move |conn| read.read(conn, &id, &rule)?.ok_or(AppError::NotFound))
         .await
 }
 
@@ -440,13 +438,13 @@ where
 
 /// `INSERT` of a record with `values`' columns (after `id`, `created`, `updated`), returning
 /// every column.
-fn insert_returning(c: &Collection, values: &[(String, SqlValue)]) -> Returning {
+fn insert_returning(c: &Collection, values: &[(String, SqlValue)]) -> OneRow {
     let columns: Vec<String> = schema::SYSTEM_FIELDS
         .into_iter()
         .map(String::from)
         .chain(values.iter().map(|(col, _)| col.clone()))
         .collect();
-    Returning::new(
+    OneRow::returning(
         c,
         format!(
             "INSERT INTO {} ({}) VALUES ({})",
@@ -517,7 +515,7 @@ pub async fn update(
     let access = access(&c, Operation::Update, caller, not_found)?;
     let values = schema::validate_update(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
-    let current = PointRead::every_column(&entry, &rule);
+    let current = OneRow::point_read_all(&entry, &rule);
     let id = id.to_string();
     let sets: Vec<String> = std::iter::once("\"updated\" = ?".to_string())
         .chain(
@@ -526,7 +524,7 @@ pub async fn update(
                 .map(|(col, _)| format!("{} = ?", quote_ident(col))),
         )
         .collect();
-    let update = Returning::new(
+    let update = OneRow::returning(
         &c,
         format!(
             "UPDATE {} SET {} WHERE id = ?",
@@ -560,7 +558,7 @@ pub async fn delete(
     let c = entry.collection.clone();
     let access = access(&c, Operation::Delete, caller, not_found)?;
     let rule = RuleSql::compile(&c, &access, caller)?;
-    let current = PointRead::every_column(&entry, &rule);
+    let current = OneRow::point_read_all(&entry, &rule);
     let versions = app.collections.affected_by_delete(name);
     let id = id.to_string();
     write_counted(app, versions, move |conn| {
