@@ -15,6 +15,21 @@ pub struct Expr {
     pub(crate) tree: Tree<Cmp>,
 }
 
+impl Expr {
+    /// Whether the expression mentions `@me` or `@now`, so its SQL depends on the caller or
+    /// the clock.
+    pub fn uses_vars(&self) -> bool {
+        fn walk(tree: &Tree<Cmp>) -> bool {
+            match tree {
+                Tree::And(items) | Tree::Or(items) => items.iter().any(walk),
+                Tree::Not(inner) => walk(inner),
+                Tree::Cmp(c) => matches!(c.value, Value::Me | Value::Now),
+            }
+        }
+        walk(&self.tree)
+    }
+}
+
 /// A checked comparison: the field exists, the operator applies and the value fits.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Cmp {
@@ -173,6 +188,15 @@ mod tests {
     fn err(input: &str) -> (usize, String) {
         let e = parse_filter(input, &posts()).unwrap_err();
         (e.position, e.message)
+    }
+
+    #[test]
+    fn uses_vars_finds_me_and_now_at_any_depth_but_not_in_strings() {
+        let uses = |input: &str| parse_filter(input, &posts()).unwrap().uses_vars();
+        assert!(uses("owner = @me"));
+        assert!(uses("year > 1 && !(title = \"a\" || published < @now)"));
+        assert!(!uses("title = \"@me\" && year > 1"));
+        assert!(!uses("!(owner = null)"));
     }
 
     #[test]

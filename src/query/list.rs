@@ -77,100 +77,219 @@ pub fn parse_fields(input: &str, collection: &Collection) -> Result<Vec<String>,
     Ok(fields)
 }
 
-/// Build the page query: `SELECT <columns> FROM <table> [WHERE (filter) AND (rule) AND
-/// (keyset)] ORDER BY <sort> LIMIT <limit + 1> [OFFSET ?]` — one statement, or two for a cursor
-/// whose rows lie in two index ranges (see `keyset_segments`). Run them in order and stop once
-/// `limit + 1` rows are read; together they give the rows in sort order.
-/// Result columns are named after the fields, so rows can be read by name.
+/// The part of a listing's query that all its pages share: the projection, the filter and
+/// rule conditions with their parameters, the ORDER BY and the LIMIT. `statements` adds a
+/// page's position (cursor, offset). It depends on the caller only through `@me` and `@now`
+/// in the filter or the rule; without them it can be kept and reused (the records service
+/// does, per collection version).
+#[derive(Debug)]
+pub struct ListPlan {
+    sort: Sort,
+    columns: Vec<String>,
+    /// The quoted table name.
+    table: String,
+    /// `SELECT <columns> FROM <table>`.
+    select_from: String,
+    /// The filter's and the rule's SQL, each to be ANDed; their parameters in order.
+    conditions: Vec<String>,
+    params: Vec<SqlValue>,
+    /// ` ORDER BY <sort>`.
+    order_by: String,
+    /// ` LIMIT <limit + 1>`.
+    limit: String,
+    /// The first page's whole statement.
+    first: String,
+}
+
+impl ListPlan {
+    /// Build the plan: `SELECT <columns> FROM <table> [WHERE (filter) AND (rule)] ORDER BY
+    /// <sort> LIMIT <limit + 1>`. `columns` comes from `parse_fields` (empty = every column);
+    /// the sort columns are added when missing, so `cursor_after_row` can always read them.
+    /// Result columns are named after the fields, so rows can be read by name.
+    pub fn new(
+        collection: &Collection,
+        filter: Option<&Expr>,
+        rule: Option<&Expr>,
+        sort: Sort,
+        columns: Vec<String>,
+        limit: u32,
+        vars: &Vars,
+    ) -> Result<ListPlan, QueryError> {
+        for key in sort.keys() {
+            if ColumnType::of(collection, key.field()) != Some(key.column) {
+                return Err(QueryError::new(
+                    0,
+                    format!("cannot sort by field {:?}", key.field()),
+                ));
+            }
+        }
+        let mut selected: Vec<&str> = if columns.is_empty() {
+            SYSTEM_FIELDS
+                .iter()
+                .copied()
+                .chain(collection.fields.iter().map(|f| f.name.as_str()))
+                .collect()
+        } else {
+            columns.iter().map(String::as_str).collect()
+        };
+        for name in sort.columns() {
+            if !selected.contains(&name) {
+                selected.push(name);
+            }
+        }
+        let table = table_sql(collection);
+        // `SELECT "posts"."title" AS "title", … FROM "posts"`, written into one buffer.
+        let mut select_from =
+            String::with_capacity(selected.len() * (2 * collection.name.len() + 24));
+        select_from.push_str("SELECT ");
+        for (i, name) in selected.into_iter().enumerate() {
+            // Projections come from `parse_fields`, but a stale or hand-made one must not
+            // reach SQL.
+            if !collection.has_column(name) {
+                return Err(QueryError::new(0, format!("unknown field {name:?}")));
+            }
+            if i > 0 {
+                select_from.push_str(", ");
+            }
+            push_column_sql(&mut select_from, collection, name);
+            select_from.push_str(" AS ");
+            crate::schema::push_quoted_ident(&mut select_from, name);
+        }
+        select_from.push_str(" FROM ");
+        select_from.push_str(&table);
+        let mut params = Vec::new();
+        let conditions = conditions(collection, filter, rule, vars, &mut params)?;
+        // The limit is written into the SQL, not bound: SQLite plans with a bound LIMIT's
+        // value and so re-prepares such a statement on every run (measured: ~15% of a list
+        // request). It is a number onebox computed, never request text. OFFSET stays bound
+        // (no re-prepare).
+        let limit = format!(" LIMIT {}", u64::from(limit) + 1);
+        let order_by = format!(" ORDER BY {}", order_by_sql(collection, &sort));
+        let mut plan = ListPlan {
+            sort,
+            columns,
+            table,
+            select_from,
+            conditions,
+            params,
+            order_by,
+            limit,
+            first: String::new(),
+        };
+        plan.first = plan.statement(None, &plan.order_by);
+        Ok(plan)
+    }
+
+    /// The sort the rows come in (a cursor for this listing must be made for it).
+    pub fn sort(&self) -> &Sort {
+        &self.sort
+    }
+
+    /// The projection asked for (empty = every column).
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The statements of one page, with their parameters: one, or two for a cursor whose
+    /// rows lie in two index ranges (see `keyset_segments`). Run them in order and stop once
+    /// `limit + 1` rows are read; together they give the rows in sort order. Rows before a
+    /// `before` cursor come nearest first (ordered by `sort.reversed()`), for the caller to
+    /// reverse. `offset` (page numbers) skips rows first and combines with `after`.
+    pub fn statements(
+        &self,
+        collection: &Collection,
+        after: Option<&Cursor>,
+        before: Option<&Cursor>,
+        offset: Option<u64>,
+    ) -> Result<Vec<(String, Vec<SqlValue>)>, QueryError> {
+        let mut statements = match (after, before) {
+            (Some(_), Some(_)) => {
+                return Err(QueryError::new(0, "use either after or before, not both"));
+            }
+            (None, None) => vec![(self.first.clone(), self.params.clone())],
+            (Some(cursor), None) => {
+                self.keyset_statements(collection, &self.sort, &self.order_by, cursor)?
+            }
+            // Rows before a cursor are the rows after it in the reverse order.
+            (None, Some(before)) => {
+                let reversed = self.sort.reversed();
+                let cursor = before.for_sort(&reversed)?;
+                let order_by = format!(" ORDER BY {}", order_by_sql(collection, &reversed));
+                self.keyset_statements(collection, &reversed, &order_by, &cursor)?
+            }
+        };
+        if let (Some(offset), [(sql, params)]) = (offset, statements.as_mut_slice()) {
+            let offset =
+                i64::try_from(offset).map_err(|_| QueryError::new(0, "offset too large"))?;
+            sql.push_str(" OFFSET ?");
+            params.push(SqlValue::Integer(offset));
+        }
+        Ok(statements)
+    }
+
+    /// `SELECT COUNT(*)` of the rows the filter and rule let through, for a listing's total.
+    pub fn count_sql(&self) -> (String, Vec<SqlValue>) {
+        (
+            count_statement(&self.table, &self.conditions),
+            self.params.clone(),
+        )
+    }
+
+    /// One statement per keyset segment of `cursor`, in `sort` order (`order_by` is its
+    /// ORDER BY clause).
+    fn keyset_statements(
+        &self,
+        collection: &Collection,
+        sort: &Sort,
+        order_by: &str,
+        cursor: &Cursor,
+    ) -> Result<Vec<(String, Vec<SqlValue>)>, QueryError> {
+        Ok(keyset_segments(collection, sort, cursor)?
+            .into_iter()
+            .map(|(keyset, keyset_params)| {
+                let mut params = self.params.clone();
+                params.extend(keyset_params);
+                (self.statement(Some(&keyset), order_by), params)
+            })
+            .collect())
+    }
+
+    /// `SELECT … FROM … [WHERE conditions [AND keyset]] ORDER BY … LIMIT …`.
+    fn statement(&self, keyset: Option<&str>, order_by: &str) -> String {
+        let mut sql = String::with_capacity(self.select_from.len() + order_by.len() + 256);
+        sql.push_str(&self.select_from);
+        for (i, clause) in self
+            .conditions
+            .iter()
+            .map(String::as_str)
+            .chain(keyset)
+            .enumerate()
+        {
+            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+            sql.push_str(clause);
+        }
+        sql.push_str(order_by);
+        sql.push_str(&self.limit);
+        sql
+    }
+}
+
+/// Build the page query of `spec` (see `ListPlan::new` and `ListPlan::statements`).
 pub fn list_sql(
     collection: &Collection,
     spec: &ListSpec<'_>,
     vars: &Vars,
 ) -> Result<Vec<(String, Vec<SqlValue>)>, QueryError> {
-    for key in spec.sort.keys() {
-        if ColumnType::of(collection, key.field()) != Some(key.column) {
-            return Err(QueryError::new(
-                0,
-                format!("cannot sort by field {:?}", key.field()),
-            ));
-        }
-    }
-    let mut columns: Vec<&str> = if spec.columns.is_empty() {
-        SYSTEM_FIELDS
-            .iter()
-            .copied()
-            .chain(collection.fields.iter().map(|f| f.name.as_str()))
-            .collect()
-    } else {
-        spec.columns.iter().map(String::as_str).collect()
-    };
-    for name in spec.sort.columns() {
-        if !columns.contains(&name) {
-            columns.push(name);
-        }
-    }
-    // `"posts"."title" AS "title", …`, written into one buffer: this runs on every list.
-    let mut select = String::with_capacity(columns.len() * (2 * collection.name.len() + 24));
-    for (i, name) in columns.into_iter().enumerate() {
-        // Projections come from `parse_fields`, but a stale or hand-made one must not reach SQL.
-        if !collection.has_column(name) {
-            return Err(QueryError::new(0, format!("unknown field {name:?}")));
-        }
-        if i > 0 {
-            select.push_str(", ");
-        }
-        push_column_sql(&mut select, collection, name);
-        select.push_str(" AS ");
-        crate::schema::push_quoted_ident(&mut select, name);
-    }
-
-    // Rows before a cursor are the rows after it in the reverse order.
-    let (sort, reversed_cursor) = match (spec.after, spec.before) {
-        (Some(_), Some(_)) => {
-            return Err(QueryError::new(0, "use either after or before, not both"));
-        }
-        (_, Some(before)) => {
-            let reversed = spec.sort.reversed();
-            let cursor = before.for_sort(&reversed)?;
-            (std::borrow::Cow::Owned(reversed), Some(cursor))
-        }
-        _ => (std::borrow::Cow::Borrowed(spec.sort), None),
-    };
-    let segments = match reversed_cursor.as_ref().or(spec.after) {
-        Some(cursor) => keyset_segments(collection, &sort, cursor)?
-            .into_iter()
-            .map(Some)
-            .collect(),
-        None => vec![None],
-    };
-    // The limit is written into the SQL, not bound: SQLite plans with a bound LIMIT's value and
-    // so re-prepares such a statement on every run (measured: ~15% of a list request). It is a
-    // number onebox computed, never request text. OFFSET stays bound (no re-prepare).
-    let limit = format!(" LIMIT {}", u64::from(spec.limit) + 1);
-    let mut statements = Vec::with_capacity(segments.len());
-    for segment in segments {
-        let mut params = Vec::new();
-        let mut sql = String::from("SELECT ");
-        sql.push_str(&select);
-        sql.push_str(" FROM ");
-        sql.push_str(&table_sql(collection));
-        let mut clauses = conditions(collection, spec.filter, spec.rule, vars, &mut params)?;
-        if let Some((keyset, keyset_params)) = segment {
-            clauses.push(keyset);
-            params.extend(keyset_params);
-        }
-        push_where(&mut sql, &clauses);
-        sql.push_str(" ORDER BY ");
-        sql.push_str(&order_by_sql(collection, &sort));
-        sql.push_str(&limit);
-        statements.push((sql, params));
-    }
-    if let (Some(offset), [(sql, params)]) = (spec.offset, statements.as_mut_slice()) {
-        let offset = i64::try_from(offset).map_err(|_| QueryError::new(0, "offset too large"))?;
-        sql.push_str(" OFFSET ?");
-        params.push(SqlValue::Integer(offset));
-    }
-    Ok(statements)
+    ListPlan::new(
+        collection,
+        spec.filter,
+        spec.rule,
+        spec.sort.clone(),
+        spec.columns.to_vec(),
+        spec.limit,
+        vars,
+    )?
+    .statements(collection, spec.after, spec.before, spec.offset)
 }
 
 /// Build `SELECT COUNT(*) FROM <table> [WHERE (filter) AND (rule)]` for a listing's total.
@@ -181,11 +300,15 @@ pub fn count_sql(
     vars: &Vars,
 ) -> Result<(String, Vec<SqlValue>), QueryError> {
     let mut params = Vec::new();
-    let mut sql = String::from("SELECT COUNT(*) FROM ");
-    sql.push_str(&table_sql(collection));
     let clauses = conditions(collection, filter, rule, vars, &mut params)?;
-    push_where(&mut sql, &clauses);
-    Ok((sql, params))
+    Ok((count_statement(&table_sql(collection), &clauses), params))
+}
+
+fn count_statement(table: &str, clauses: &[String]) -> String {
+    let mut sql = String::from("SELECT COUNT(*) FROM ");
+    sql.push_str(table);
+    push_where(&mut sql, clauses);
+    sql
 }
 
 fn conditions(

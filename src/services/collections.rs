@@ -25,6 +25,8 @@ pub struct Entry {
     pub(crate) insert: std::sync::OnceLock<Arc<crate::services::records::OneRow>>,
     /// The point read of every column with no rule to apply, built at its first use.
     pub(crate) point_read: std::sync::OnceLock<Arc<crate::services::records::OneRow>>,
+    /// List plans built for this version (see `records::ListPlans`).
+    pub(crate) list_plans: crate::services::records::ListPlans,
 }
 
 /// The schema cache and the schema-changing operations.
@@ -309,6 +311,7 @@ impl Collections {
                 version,
                 insert: std::sync::OnceLock::new(),
                 point_read: std::sync::OnceLock::new(),
+                list_plans: Default::default(),
             }),
         );
     }
@@ -320,6 +323,7 @@ fn new_entry(collection: Collection) -> Arc<Entry> {
         version: Arc::new(AtomicU64::new(1)),
         insert: std::sync::OnceLock::new(),
         point_read: std::sync::OnceLock::new(),
+        list_plans: Default::default(),
     })
 }
 

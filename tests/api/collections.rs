@@ -151,6 +151,15 @@ async fn add_rename_and_drop_fields_keep_data() {
         )
         .await;
     let id = rec["id"].as_str().unwrap();
+    // Listings made before the change, whose queries are kept per collection version.
+    let listed = app
+        .get("/api/collections/books/records?sort=-pages", None)
+        .await;
+    assert_eq!(listed.json["items"][0]["title"], "Dune");
+    let by_title = app
+        .get("/api/collections/books/records?sort=title", None)
+        .await;
+    assert_eq!(by_title.status, 200);
     let r = app
         .patch(
             "/api/collections/books",
@@ -172,6 +181,19 @@ async fn add_rename_and_drop_fields_keep_data() {
     assert!(got.json.get("junk").is_none());
     assert!(got.json.get("title").is_none());
     assert_eq!(got.json["created"], rec["created"]);
+    // The same listings now select and sort by the new columns.
+    let listed = app
+        .get("/api/collections/books/records?sort=-pages", None)
+        .await;
+    assert_eq!(listed.status, 200, "{:?}", listed.json);
+    let first = &listed.json["items"][0];
+    assert_eq!(first["name"], "Dune");
+    assert!(first.get("year").is_some(), "{first}");
+    assert!(first.get("title").is_none() && first.get("junk").is_none());
+    let by_title = app
+        .get("/api/collections/books/records?sort=title", None)
+        .await;
+    assert_eq!(by_title.status, 400, "{:?}", by_title.json);
     // A create after the change writes the new fields: nothing of the old version's INSERT
     // (built once per version of a collection) is reused.
     let after = app

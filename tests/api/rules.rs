@@ -81,6 +81,90 @@ async fn users_see_only_rows_their_rules_allow() {
     assert_eq!(all.json["items"].as_array().unwrap().len(), 2);
 }
 
+/// A listing's query is built once and kept per collection version when it does not depend on
+/// the caller; the same URL asked by different callers must still give each their own rows.
+#[rocket::async_test]
+async fn the_same_list_url_gives_each_caller_only_their_rows() {
+    let app = TestApp::spawn().await;
+    notes(&app).await;
+    // Rows behind a rule without `@me`, which admins skip and users do not.
+    app.collection(json!({
+        "name": "posts",
+        "fields": [
+            { "name": "owner", "type": "relation", "collection": "users" },
+            { "name": "body", "type": "text" },
+            { "name": "public", "type": "bool", "default": false }
+        ],
+        "rules": { "list": "public = true" }
+    }))
+    .await;
+    let (alice, a) = app.user("alice@example.com").await;
+    let (bob, b) = app.user("bob@example.com").await;
+    for (owner, token, body) in [(&alice, &a, "alice"), (&bob, &b, "bob")] {
+        let r = app
+            .post(
+                "/api/collections/notes/records",
+                Some(token),
+                json!({ "owner": owner, "body": body }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.json);
+    }
+    for (owner, body, public) in [
+        (&alice, "open", true),
+        (&alice, "hidden", false),
+        (&bob, "bobs", true),
+    ] {
+        app.record(
+            "posts",
+            json!({ "owner": owner, "body": body, "public": public }),
+        )
+        .await;
+    }
+    for round in 0..2 {
+        for (token, want) in [(&a, "alice"), (&b, "bob")] {
+            for url in [
+                "/api/collections/notes/records?sort=body",
+                "/api/collections/notes/records?sort=body&filter=owner%20%3D%20%40me",
+            ] {
+                let got = app.get(url, Some(token)).await;
+                assert_eq!(got.status, 200, "{url}: {:?}", got.json);
+                assert_eq!(
+                    column(&got.json, "body"),
+                    vec![want],
+                    "round {round}, {url}"
+                );
+            }
+        }
+        // `@me` in a filter of an admin, whom the rule does not restrict: their own rows only.
+        let mine = app
+            .get(
+                "/api/collections/notes/records?sort=body&filter=owner%20%3D%20%40me",
+                Some(&app.admin),
+            )
+            .await;
+        assert_eq!(column(&mine.json, "body"), Vec::<String>::new());
+        let url = "/api/collections/posts/records?sort=body&count=true";
+        let all = app.get(url, Some(&app.admin)).await;
+        assert_eq!(column(&all.json, "body"), vec!["bobs", "hidden", "open"]);
+        assert_eq!(all.json["total"], 3);
+        for token in [Some(a.as_str()), None] {
+            let some = app.get(url, token).await;
+            assert_eq!(
+                column(&some.json, "body"),
+                vec!["bobs", "open"],
+                "round {round}"
+            );
+            assert_eq!(some.json["total"], 2, "counts never include hidden rows");
+        }
+        let mine = "/api/collections/posts/records?sort=body&filter=owner%20%3D%20%40me";
+        for (token, want) in [(&a, "open"), (&b, "bobs")] {
+            let got = app.get(mine, Some(token)).await;
+            assert_eq!(column(&got.json, "body"), vec![want], "round {round}");
+        }
+    }
+}
+
 #[rocket::async_test]
 async fn create_and_update_rules_hold_for_the_new_values() {
     let app = TestApp::spawn().await;

@@ -1,6 +1,9 @@
 //! Listing records: one page of the records a caller may see, by filter, sort, keyset cursor
 //! (either way) or page number, written as JSON straight from the rows.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use rusqlite::params_from_iter;
 
 use crate::app::App;
@@ -62,6 +65,51 @@ impl ListPage {
     }
 }
 
+/// Most list plans kept per collection version; the whole set is dropped when it is full.
+const PLANS_KEPT: usize = 64;
+
+/// Longest filter, sort and fields text (together, in bytes) whose plan is kept.
+const PLAN_KEY_BYTES: usize = 1024;
+
+/// The list plans of one collection version already built (parsing the filter, sort and
+/// projection and building the SQL is about a tenth of a list request's work), by what the
+/// request asked for. Only plans that do not depend on the caller or the clock are kept
+/// (no `@me` or `@now` in the filter or the rule); a schema change replaces the collection's
+/// entry and these with it.
+#[derive(Debug, Default)]
+pub(crate) struct ListPlans(std::sync::Mutex<HashMap<PlanKey, Arc<query::ListPlan>>>);
+
+/// What a plan was built from: the request's filter, sort and fields as sent, the page size,
+/// and whether the list rule applied (it does not for admins).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PlanKey {
+    filter: String,
+    sort: String,
+    fields: String,
+    limit: u32,
+    rule: bool,
+}
+
+impl ListPlans {
+    fn get(&self, key: &PlanKey) -> Option<Arc<query::ListPlan>> {
+        self.lock().get(key).cloned()
+    }
+
+    fn keep(&self, key: PlanKey, plan: Arc<query::ListPlan>) {
+        let mut plans = self.lock();
+        if plans.len() >= PLANS_KEPT {
+            plans.clear();
+        }
+        plans.insert(key, plan);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PlanKey, Arc<query::ListPlan>>> {
+        // The map holds finished plans only: a panic while it was held leaves nothing
+        // half-written.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// List records visible to `caller`.
 pub async fn list(
     app: &App,
@@ -73,18 +121,8 @@ pub async fn list(
     let c = entry.collection.clone();
     let rule = match access(&c, Operation::List, caller, forbidden)? {
         Access::All => None,
-        Access::Filter(e) => Some(e.clone()),
+        Access::Filter(e) => Some(e),
     };
-    let filter = match p.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-        Some(f) => Some(query::parse_filter(f, &c).map_err(|e| AppError::query("filter", e))?),
-        None => None,
-    };
-    let sort = match p.sort.as_deref().filter(|s| !s.trim().is_empty()) {
-        Some(s) => query::parse_sort(s, &c).map_err(|e| AppError::query("sort", e))?,
-        None => query::Sort::default(),
-    };
-    let columns = query::parse_fields(p.fields.as_deref().unwrap_or(""), &c)
-        .map_err(|e| AppError::query("fields", e))?;
     let limit = p
         .limit
         .unwrap_or(app.settings.default_page_size)
@@ -95,12 +133,39 @@ pub async fn list(
             "use only one of after, before and page".into(),
         ));
     }
+    let filter = p.filter.as_deref().unwrap_or("");
+    let (sort, fields) = (
+        p.sort.as_deref().unwrap_or(""),
+        p.fields.as_deref().unwrap_or(""),
+    );
+    // Without `@` in the filter it cannot mention `@me` or `@now`.
+    let keep = !filter.contains('@')
+        && !rule.is_some_and(query::Expr::uses_vars)
+        && filter.len() + sort.len() + fields.len() <= PLAN_KEY_BYTES;
+    let key = keep.then(|| PlanKey {
+        filter: filter.to_owned(),
+        sort: sort.to_owned(),
+        fields: fields.to_owned(),
+        limit,
+        rule: rule.is_some(),
+    });
+    let plan = match key.as_ref().and_then(|k| entry.list_plans.get(k)) {
+        Some(plan) => plan,
+        None => {
+            let plan = Arc::new(list_plan(&c, filter, rule, sort, fields, limit, caller)?);
+            if let Some(key) = key {
+                entry.list_plans.keep(key, plan.clone());
+            }
+            plan
+        }
+    };
+    let sort = plan.sort();
     let after = match p.after.as_deref() {
-        Some(a) => Some(query::Cursor::decode(a, &sort).map_err(|e| AppError::query("after", e))?),
+        Some(a) => Some(query::Cursor::decode(a, sort).map_err(|e| AppError::query("after", e))?),
         None => None,
     };
     let before = match p.before.as_deref() {
-        Some(b) => Some(query::Cursor::decode(b, &sort).map_err(|e| AppError::query("before", e))?),
+        Some(b) => Some(query::Cursor::decode(b, sort).map_err(|e| AppError::query("before", e))?),
         None => None,
     };
     let offset = match p.page {
@@ -108,31 +173,14 @@ pub async fn list(
         Some(n) => Some(u64::from(n - 1) * u64::from(limit)),
         None => None,
     };
-    let vars = vars(caller);
-    let spec = query::ListSpec {
-        filter: filter.as_ref(),
-        rule: rule.as_ref(),
-        sort: &sort,
-        after: after.as_ref(),
-        before: before.as_ref(),
-        limit,
-        offset,
-        columns: &columns,
-    };
-    let statements = query::list_sql(&c, &spec, &vars).map_err(|e| AppError::query("filter", e))?;
-    let count = if p.count {
-        Some(
-            query::count_sql(&c, filter.as_ref(), rule.as_ref(), &vars)
-                .map_err(|e| AppError::query("filter", e))?,
-        )
-    } else {
-        None
-    };
+    let statements = plan
+        .statements(&c, after.as_ref(), before.as_ref(), offset)
+        .map_err(|e| AppError::query("filter", e))?;
+    let count = p.count.then(|| plan.count_sql());
     // Rows before a cursor come nearest first and are put back in order at the end.
     let backwards = before.is_some();
     // Whether a page lies ahead of this one (a forward page reached by cursor or number).
     let paged = after.is_some() || offset.is_some_and(|o| o > 0);
-    let c2 = c.clone();
     let (items, next, prev, total) = app
         .db
         .read(move |conn| {
@@ -144,7 +192,8 @@ pub async fn list(
             let mut first_cursor = None;
             let mut last_cursor = None;
             let mut more = false;
-            let reader = schema::RowReader::new(&c2, &columns);
+            let reader = schema::RowReader::new(&c, plan.columns());
+            let sort = plan.sort();
             // The statements give the rows in order; stop once one more than the page is seen.
             'statements: for (sql, params) in statements {
                 let mut stmt = conn.prepare_cached(&sql).map_err(DbError::from)?;
@@ -170,11 +219,11 @@ pub async fn list(
                     n += 1;
                     if n == 1 && (backwards || paged) {
                         first_cursor =
-                            Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
+                            Some(query::cursor_after_row(sort, row).map_err(DbError::from)?);
                     }
                     if n == limit {
                         last_cursor =
-                            Some(query::cursor_after_row(&sort, row).map_err(DbError::from)?);
+                            Some(query::cursor_after_row(sort, row).map_err(DbError::from)?);
                     }
                 }
             }
@@ -217,4 +266,37 @@ pub async fn list(
         prev,
         total,
     })
+}
+
+/// Parse the request's filter, sort and projection against the collection and build the
+/// listing's plan.
+fn list_plan(
+    c: &schema::Collection,
+    filter: &str,
+    rule: Option<&query::Expr>,
+    sort: &str,
+    fields: &str,
+    limit: u32,
+    caller: &Caller,
+) -> Result<query::ListPlan, AppError> {
+    // Error positions count from the text as sent, so it is parsed untrimmed.
+    let filter = match filter.trim() {
+        "" => None,
+        _ => Some(query::parse_filter(filter, c).map_err(|e| AppError::query("filter", e))?),
+    };
+    let sort = match sort.trim() {
+        "" => query::Sort::default(),
+        _ => query::parse_sort(sort, c).map_err(|e| AppError::query("sort", e))?,
+    };
+    let columns = query::parse_fields(fields, c).map_err(|e| AppError::query("fields", e))?;
+    query::ListPlan::new(
+        c,
+        filter.as_ref(),
+        rule,
+        sort,
+        columns,
+        limit,
+        &vars(caller),
+    )
+    .map_err(|e| AppError::query("filter", e))
 }

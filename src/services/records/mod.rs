@@ -18,6 +18,7 @@ use crate::services::collections::Entry;
 use crate::services::identity::Caller;
 
 mod list;
+pub(crate) use list::ListPlans;
 pub use list::{ListPage, ListParams, list};
 
 /// A written record: its id and its JSON (`id`, `created`, `updated`, then its fields).
