@@ -190,11 +190,12 @@ impl ListPlan {
         &self.columns
     }
 
-    /// The statements of one page, with their parameters: one, or two for a cursor whose
-    /// rows lie in two index ranges (see `keyset_segments`). Run them in order and stop once
-    /// `limit + 1` rows are read; together they give the rows in sort order. Rows before a
-    /// `before` cursor come nearest first (ordered by `sort.reversed()`), for the caller to
-    /// reverse. `offset` (page numbers) skips rows first and combines with `after`.
+    /// The statements of one page of `collection` (the one the plan was built for), with
+    /// their parameters: one, or two for a cursor whose rows lie in two index ranges (see
+    /// `keyset_segments`). Run them in order and stop once `limit + 1` rows are read;
+    /// together they give the rows in sort order. Rows before a `before` cursor come nearest
+    /// first (ordered by `sort.reversed()`), for the caller to reverse. `offset` (page
+    /// numbers) skips rows first and combines with `after`.
     pub fn statements(
         &self,
         collection: &Collection,
@@ -258,16 +259,10 @@ impl ListPlan {
     fn statement(&self, keyset: Option<&str>, order_by: &str) -> String {
         let mut sql = String::with_capacity(self.select_from.len() + order_by.len() + 256);
         sql.push_str(&self.select_from);
-        for (i, clause) in self
-            .conditions
-            .iter()
-            .map(String::as_str)
-            .chain(keyset)
-            .enumerate()
-        {
-            sql.push_str(if i == 0 { " WHERE " } else { " AND " });
-            sql.push_str(clause);
-        }
+        push_where(
+            &mut sql,
+            self.conditions.iter().map(String::as_str).chain(keyset),
+        );
         sql.push_str(order_by);
         sql.push_str(&self.limit);
         sql
@@ -307,7 +302,7 @@ pub fn count_sql(
 fn count_statement(table: &str, clauses: &[String]) -> String {
     let mut sql = String::from("SELECT COUNT(*) FROM ");
     sql.push_str(table);
-    push_where(&mut sql, clauses);
+    push_where(&mut sql, clauses.iter().map(String::as_str));
     sql
 }
 
@@ -325,10 +320,11 @@ fn conditions(
         .collect()
 }
 
-fn push_where(sql: &mut String, clauses: &[String]) {
-    if !clauses.is_empty() {
-        sql.push_str(" WHERE ");
-        sql.push_str(&clauses.join(" AND "));
+/// ` WHERE a AND b …`, or nothing without clauses.
+fn push_where<'a>(sql: &mut String, clauses: impl Iterator<Item = &'a str>) {
+    for (i, clause) in clauses.enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        sql.push_str(clause);
     }
 }
 
