@@ -200,6 +200,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     onebox::observe::init_tracing(settings.log_format, &settings.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.workers as usize)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
