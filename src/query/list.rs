@@ -1,7 +1,8 @@
 //! The list and count queries the records service runs: projection (`fields=`), filter, rule,
 //! keyset cursor, sort, limit and offset assembled into one parameterised statement.
 //!
-//! Typical use: `parse_filter` → `parse_sort` → `Cursor::decode` → `list_sql` → run it →
+//! Typical use: `parse_filter` → `parse_sort` → `ListPlan::new` (kept while the listing does
+//! not depend on the caller) → `Cursor::decode` → `ListPlan::statements` → run them →
 //! keep the first `limit` rows → if a further row came back, `cursor_after_row` on the last
 //! kept row and hand out `Cursor::encode`. A `before` cursor runs the same queries in the
 //! reverse order (see `Sort::reversed`): the rows come nearest first and the caller reverses
@@ -15,9 +16,11 @@ use super::sort::{Sort, order_by_sql};
 use super::{Expr, QueryError, Vars, check_input_size, compile};
 use crate::schema::{Collection, SYSTEM_FIELDS};
 
-/// What to list. `filter` is the caller's filter, `rule` the collection's list rule as an
+/// What to list, in one value, for `list_sql` (the tests' way to build a page's statements;
+/// the records service keeps a `ListPlan` and adds each page's position). `filter` is the caller's filter, `rule` the collection's list rule as an
 /// expression (`None` = no restriction: the service has already decided that admins and
 /// `Anyone` rules need none, and refused the request when the rule is admins-only).
+#[cfg(test)]
 #[derive(Debug, Clone, Copy)]
 pub struct ListSpec<'a> {
     pub filter: Option<&'a Expr>,
@@ -270,6 +273,7 @@ impl ListPlan {
 }
 
 /// Build the page query of `spec` (see `ListPlan::new` and `ListPlan::statements`).
+#[cfg(test)]
 pub fn list_sql(
     collection: &Collection,
     spec: &ListSpec<'_>,
@@ -288,6 +292,7 @@ pub fn list_sql(
 }
 
 /// Build `SELECT COUNT(*) FROM <table> [WHERE (filter) AND (rule)]` for a listing's total.
+#[cfg(test)]
 pub fn count_sql(
     collection: &Collection,
     filter: Option<&Expr>,

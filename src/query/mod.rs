@@ -32,7 +32,9 @@ mod tests_sqlite;
 pub use check::{Expr, parse_filter};
 pub use compile::compile;
 pub use cursor::{Cursor, cursor_after_row, cursor_from_values, keyset_sql};
-pub use list::{ListPlan, ListSpec, all_columns, count_sql, list_sql, parse_fields};
+pub use list::{ListPlan, all_columns, parse_fields};
+#[cfg(test)]
+pub use list::{ListSpec, count_sql, list_sql};
 pub use sort::{Sort, SortKey, order_by_sql, parse_sort};
 
 /// Longest filter, sort or fields text accepted, in bytes.
