@@ -140,9 +140,9 @@ impl Tail {
 /// the WAL passes `RESTART_FRAMES`, this thread copies again without pausing (each pass copies
 /// what was appended during the one before, so passes shrink) until passes stop shrinking
 /// (`Tail`), then asks the writer to copy that tail between two batches (`finish`), after
-/// which its next transaction starts the WAL over. If copying cannot keep up
-/// (or this thread gets no CPU), the writer copies by itself at `writer::WAL_LIMIT_FRAMES`,
-/// which bounds the WAL.
+/// which its next transaction starts the WAL over. If copying cannot keep up (or this thread
+/// gets no CPU), the writer copies by itself at `writer::WAL_LIMIT_FRAMES`, which bounds the
+/// WAL.
 pub(super) fn run(
     conn: &Connection,
     stop: &crossbeam_channel::Receiver<()>,

@@ -137,7 +137,8 @@ pub fn cursor_from_values(sort: &Sort, values: Vec<SqlValue>) -> Result<Cursor, 
 }
 
 /// Build a cursor from a result row that contains the sort columns (by name), as the queries
-/// from `ListPlan::statements` do. Meant for the last row of a page, inside a rusqlite row mapper.
+/// from `ListPlan::statements` do. Meant for the last row of a page, inside a rusqlite row
+/// mapper.
 pub fn cursor_after_row(sort: &Sort, row: &rusqlite::Row<'_>) -> rusqlite::Result<Cursor> {
     let values = sort
         .columns()

@@ -14,12 +14,15 @@ use super::column::{ColumnType, push_column_sql, table_sql};
 use super::cursor::{Cursor, keyset_segments};
 use super::sort::{Sort, order_by_sql};
 use super::{Expr, QueryError, Vars, check_input_size, compile};
+use std::sync::Arc;
+
 use crate::schema::{Collection, SYSTEM_FIELDS};
 
 /// What to list, in one value, for `list_sql` (the tests' way to build a page's statements;
-/// the records service keeps a `ListPlan` and adds each page's position). `filter` is the caller's filter, `rule` the collection's list rule as an
-/// expression (`None` = no restriction: the service has already decided that admins and
-/// `Anyone` rules need none, and refused the request when the rule is admins-only).
+/// the records service keeps a `ListPlan` and adds each page's position). `filter` is the
+/// caller's filter, `rule` the collection's list rule as an expression (`None` = no
+/// restriction: the service has already decided that admins and `Anyone` rules need none, and
+/// refused the request when the rule is admins-only).
 #[cfg(test)]
 #[derive(Debug, Clone, Copy)]
 pub struct ListSpec<'a> {
@@ -87,6 +90,8 @@ pub fn parse_fields(input: &str, collection: &Collection) -> Result<Vec<String>,
 /// does, per collection version).
 #[derive(Debug)]
 pub struct ListPlan {
+    /// The collection (version) the plan was built for.
+    collection: Arc<Collection>,
     sort: Sort,
     columns: Vec<String>,
     /// The quoted table name.
@@ -110,7 +115,7 @@ impl ListPlan {
     /// the sort columns are added when missing, so `cursor_after_row` can always read them.
     /// Result columns are named after the fields, so rows can be read by name.
     pub fn new(
-        collection: &Collection,
+        collection: &Arc<Collection>,
         filter: Option<&Expr>,
         rule: Option<&Expr>,
         sort: Sort,
@@ -169,6 +174,7 @@ impl ListPlan {
         let limit = format!(" LIMIT {}", u64::from(limit) + 1);
         let order_by = format!(" ORDER BY {}", order_by_sql(collection, &sort));
         let mut plan = ListPlan {
+            collection: Arc::clone(collection),
             sort,
             columns,
             table,
@@ -193,15 +199,13 @@ impl ListPlan {
         &self.columns
     }
 
-    /// The statements of one page of `collection` (the one the plan was built for), with
-    /// their parameters: one, or two for a cursor whose rows lie in two index ranges (see
-    /// `keyset_segments`). Run them in order and stop once `limit + 1` rows are read;
-    /// together they give the rows in sort order. Rows before a `before` cursor come nearest
+    /// The statements of one page, with their parameters: one, or two for a cursor whose rows
+    /// lie in two index ranges (see `keyset_segments`). Run them in order and stop once
+    /// `limit + 1` rows are read; together they give the rows in sort order. Rows before a `before` cursor come nearest
     /// first (ordered by `sort.reversed()`), for the caller to reverse. `offset` (page
     /// numbers) skips rows first and combines with `after`.
     pub fn statements(
         &self,
-        collection: &Collection,
         after: Option<&Cursor>,
         before: Option<&Cursor>,
         offset: Option<u64>,
@@ -211,15 +215,13 @@ impl ListPlan {
                 return Err(QueryError::new(0, "use either after or before, not both"));
             }
             (None, None) => vec![(self.first.clone(), self.params.clone())],
-            (Some(cursor), None) => {
-                self.keyset_statements(collection, &self.sort, &self.order_by, cursor)?
-            }
+            (Some(cursor), None) => self.keyset_statements(&self.sort, &self.order_by, cursor)?,
             // Rows before a cursor are the rows after it in the reverse order.
             (None, Some(before)) => {
                 let reversed = self.sort.reversed();
                 let cursor = before.for_sort(&reversed)?;
-                let order_by = format!(" ORDER BY {}", order_by_sql(collection, &reversed));
-                self.keyset_statements(collection, &reversed, &order_by, &cursor)?
+                let order_by = format!(" ORDER BY {}", order_by_sql(&self.collection, &reversed));
+                self.keyset_statements(&reversed, &order_by, &cursor)?
             }
         };
         if let (Some(offset), [(sql, params)]) = (offset, statements.as_mut_slice()) {
@@ -243,12 +245,11 @@ impl ListPlan {
     /// ORDER BY clause).
     fn keyset_statements(
         &self,
-        collection: &Collection,
         sort: &Sort,
         order_by: &str,
         cursor: &Cursor,
     ) -> Result<Vec<(String, Vec<SqlValue>)>, QueryError> {
-        Ok(keyset_segments(collection, sort, cursor)?
+        Ok(keyset_segments(&self.collection, sort, cursor)?
             .into_iter()
             .map(|(keyset, keyset_params)| {
                 let mut params = self.params.clone();
@@ -280,7 +281,7 @@ pub fn list_sql(
     vars: &Vars,
 ) -> Result<Vec<(String, Vec<SqlValue>)>, QueryError> {
     ListPlan::new(
-        collection,
+        &Arc::new(collection.clone()),
         spec.filter,
         spec.rule,
         spec.sort.clone(),
@@ -288,7 +289,7 @@ pub fn list_sql(
         spec.limit,
         vars,
     )?
-    .statements(collection, spec.after, spec.before, spec.offset)
+    .statements(spec.after, spec.before, spec.offset)
 }
 
 /// Build `SELECT COUNT(*) FROM <table> [WHERE (filter) AND (rule)]` for a listing's total.

@@ -174,7 +174,7 @@ pub async fn list(
         None => None,
     };
     let statements = plan
-        .statements(&c, after.as_ref(), before.as_ref(), offset)
+        .statements(after.as_ref(), before.as_ref(), offset)
         .map_err(|e| AppError::query("filter", e))?;
     let count = p.count.then(|| plan.count_sql());
     // Rows before a cursor come nearest first and are put back in order at the end.
@@ -271,7 +271,7 @@ pub async fn list(
 /// Parse the request's filter, sort and projection against the collection and build the
 /// listing's plan.
 fn list_plan(
-    c: &schema::Collection,
+    c: &Arc<schema::Collection>,
     filter: &str,
     rule: Option<&query::Expr>,
     sort: &str,
