@@ -8,14 +8,14 @@
 //! reverse order (see `Sort::reversed`): the rows come nearest first and the caller reverses
 //! the page.
 
+use std::sync::Arc;
+
 use rusqlite::types::Value as SqlValue;
 
 use super::column::{ColumnType, push_column_sql, table_sql};
 use super::cursor::{Cursor, keyset_segments};
 use super::sort::{Sort, order_by_sql};
 use super::{Expr, QueryError, Vars, check_input_size, compile};
-use std::sync::Arc;
-
 use crate::schema::{Collection, SYSTEM_FIELDS};
 
 /// What to list, in one value, for `list_sql` (the tests' way to build a page's statements;
@@ -201,9 +201,9 @@ impl ListPlan {
 
     /// The statements of one page, with their parameters: one, or two for a cursor whose rows
     /// lie in two index ranges (see `keyset_segments`). Run them in order and stop once
-    /// `limit + 1` rows are read; together they give the rows in sort order. Rows before a `before` cursor come nearest
-    /// first (ordered by `sort.reversed()`), for the caller to reverse. `offset` (page
-    /// numbers) skips rows first and combines with `after`.
+    /// `limit + 1` rows are read; together they give the rows in sort order. Rows before a
+    /// `before` cursor come nearest first (ordered by `sort.reversed()`), for the caller to
+    /// reverse. `offset` (page numbers) skips rows first and combines with `after`.
     pub fn statements(
         &self,
         after: Option<&Cursor>,
