@@ -234,6 +234,12 @@ pub fn apply_common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     // Wait for a lock instead of failing at once: another process (the CLI, a backup) may
     // hold it briefly.
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    // No memory map (`mmap_size` stays at SQLite's default, 0): pages are read with `pread`
+    // through the OS page cache. A map saved each point read about 6 µs of the readers'
+    // system time at 1M rows, and each create 3-4 µs of the writer's, but every mapped page
+    // a connection touches counts in the process's RSS, once per connection that maps it:
+    // 1.6 GB after 5 s of point reads on an 800 MB database, against 34 MB without. And an
+    // I/O error on a mapped page kills the process (SIGBUS) instead of failing one request.
     Ok(())
 }
 
@@ -352,6 +358,24 @@ mod tests {
             )
             .unwrap();
         assert_eq!(seen, sql);
+    }
+
+    /// See `apply_common_pragmas`: a memory map would put every page read into the RSS.
+    #[test]
+    fn no_connection_reads_the_database_through_a_memory_map() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("onebox.db");
+        let writer = open_writer(&path, Durability::Normal).unwrap();
+        let mut reader =
+            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+        apply_reader_pragmas(&mut reader).unwrap();
+        let checkpointer = open_checkpointer(&path).unwrap();
+        for conn in [&writer, &reader, &checkpointer] {
+            let size: i64 = conn
+                .pragma_query_value(None, "mmap_size", |r| r.get(0))
+                .unwrap();
+            assert_eq!(size, 0);
+        }
     }
 
     #[test]
