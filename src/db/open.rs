@@ -236,7 +236,7 @@ pub fn apply_common_pragmas(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     // No memory map (`mmap_size` stays at SQLite's default, 0): pages are read with `pread`
     // through the OS page cache. A map saved each point read about 6 µs of the readers'
-    // system time at 1M rows, and each create 3-4 µs of the writer's, but every mapped page
+    // system time at 1M rows, and each create 3-5 µs of the writer's, but every mapped page
     // a connection touches counts in the process's RSS, once per connection that maps it:
     // 1.6 GB after 5 s of point reads on an 800 MB database, against 34 MB without. And an
     // I/O error on a mapped page kills the process (SIGBUS) instead of failing one request.
