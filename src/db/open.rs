@@ -360,24 +360,6 @@ mod tests {
         assert_eq!(seen, sql);
     }
 
-    /// See `apply_common_pragmas`: a memory map would put every page read into the RSS.
-    #[test]
-    fn no_connection_reads_the_database_through_a_memory_map() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("onebox.db");
-        let writer = open_writer(&path, Durability::Normal).unwrap();
-        let mut reader =
-            Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
-        apply_reader_pragmas(&mut reader).unwrap();
-        let checkpointer = open_checkpointer(&path).unwrap();
-        for conn in [&writer, &reader, &checkpointer] {
-            let size: i64 = conn
-                .pragma_query_value(None, "mmap_size", |r| r.get(0))
-                .unwrap();
-            assert_eq!(size, 0);
-        }
-    }
-
     #[test]
     fn garbage_file_is_refused_and_left_untouched() {
         let dir = tempfile::tempdir().unwrap();

@@ -396,3 +396,23 @@ fn the_start_up_optimize_samples_big_tables_instead_of_reading_them_whole() {
         "the start-up optimize took {sampled} hundred steps, a whole ANALYZE {whole}"
     );
 }
+
+/// See `open::apply_common_pragmas`: a memory map would put every page read into the RSS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_connection_reads_the_database_through_a_memory_map() {
+    let (dir, db) = open_db();
+    assert_eq!(ints(&db, "PRAGMA mmap_size").await, [0]);
+    let written: i64 = db
+        .write(|c| {
+            c.pragma_query_value(None, "mmap_size", |r| r.get(0))
+                .map_err(DbError::from)
+        })
+        .await
+        .unwrap();
+    assert_eq!(written, 0);
+    let checkpointer = open::open_checkpointer(&dir.path().join("t.db")).unwrap();
+    let copied: i64 = checkpointer
+        .pragma_query_value(None, "mmap_size", |r| r.get(0))
+        .unwrap();
+    assert_eq!(copied, 0);
+}
