@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::app::App;
 use crate::error::AppError;
 use crate::services::identity::Caller;
-use crate::services::records::{self, ListParams, etag_of_json};
+use crate::services::records::{self, JsonRows, ListParams, etag_of_json};
 
 use super::body::JsonBody;
 use super::guards::Conditions;
@@ -91,7 +91,7 @@ pub async fn list_records(
         count: parse_bool("count", count)?,
         fields: fields.map(str::to_string),
     };
-    let page = records::list(app, name, &caller, params).await?;
+    let page = records::list::<JsonRows>(app, name, &caller, params).await?;
     let reply = Reply::bytes(Status::Ok, page.to_json());
     Ok(match etag {
         Some(tag) => reply.tagged(tag),

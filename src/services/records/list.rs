@@ -1,5 +1,6 @@
 //! Listing records: one page of the records a caller may see, by filter, sort, keyset cursor
-//! (either way) or page number, written as JSON straight from the rows.
+//! (either way) or page number, collected straight from the rows in the form the caller wants
+//! (`schema::PageRows`: JSON text for the API, values for the site).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use crate::app::App;
 use crate::db::DbError;
 use crate::error::AppError;
 use crate::query;
-use crate::schema::{self, Operation};
+use crate::schema::{self, JsonRows, Operation, PageRows};
 use crate::services::identity::Caller;
 
 use super::{Access, access, forbidden, vars};
@@ -29,23 +30,22 @@ pub struct ListParams {
     pub fields: Option<String>,
 }
 
-/// One page of a list: the records as a JSON array, the cursors of the next and previous
-/// pages, the total.
+/// One page of a list: the records, the cursors of the next and previous pages, the total.
 #[derive(Debug)]
-pub struct ListPage {
-    pub items: Vec<u8>,
+pub struct ListPage<R> {
+    pub items: R,
     pub next: Option<String>,
     /// A `before` cursor for the page ahead of this one; `None` on the first page.
     pub prev: Option<String>,
     pub total: Option<u64>,
 }
 
-impl ListPage {
+impl ListPage<JsonRows> {
     /// `{"items":[…],"next":…,"prev":…[,"total":n]}`.
     pub fn to_json(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.items.len() + 64);
+        let mut out = Vec::with_capacity(self.items.array_len() + 64);
         out.extend_from_slice(b"{\"items\":");
-        out.extend_from_slice(&self.items);
+        self.items.write_array(&mut out);
         // Cursors are base64url: nothing in them needs escaping.
         for (key, cursor) in [
             (&b",\"next\":"[..], &self.next),
@@ -110,13 +110,13 @@ impl ListPlans {
     }
 }
 
-/// List records visible to `caller`.
-pub async fn list(
+/// List records visible to `caller`, collected as `R`.
+pub async fn list<R: PageRows>(
     app: &App,
     name: &str,
     caller: &Caller,
     p: ListParams,
-) -> Result<ListPage, AppError> {
+) -> Result<ListPage<R>, AppError> {
     let entry = app.collections.get(name)?;
     let c = entry.collection.clone();
     let rule = match access(&c, Operation::List, caller, forbidden)? {
@@ -184,10 +184,7 @@ pub async fn list(
     let (items, next, prev, total) = app
         .db
         .read(move |conn| {
-            let mut items = Vec::with_capacity(256 * limit as usize);
-            items.push(b'[');
-            // Backwards, each row's JSON is kept apart until the order is known.
-            let mut reversed: Vec<Vec<u8>> = Vec::new();
+            let mut items = R::with_capacity(limit as usize);
             let mut n = 0;
             let mut first_cursor = None;
             let mut last_cursor = None;
@@ -206,16 +203,7 @@ pub async fn list(
                         more = true;
                         break 'statements;
                     }
-                    if backwards {
-                        let mut one = Vec::with_capacity(256);
-                        reader.write_json(row, &mut one).map_err(DbError::from)?;
-                        reversed.push(one);
-                    } else {
-                        if n > 0 {
-                            items.push(b',');
-                        }
-                        reader.write_json(row, &mut items).map_err(DbError::from)?;
-                    }
+                    items.add_row(&reader, row).map_err(DbError::from)?;
                     n += 1;
                     if n == 1 && (backwards || paged) {
                         first_cursor =
@@ -227,13 +215,9 @@ pub async fn list(
                     }
                 }
             }
-            for (i, one) in reversed.iter().rev().enumerate() {
-                if i > 0 {
-                    items.push(b',');
-                }
-                items.extend_from_slice(one);
+            if backwards {
+                items.reverse_rows();
             }
-            items.push(b']');
             let beyond = if more { last_cursor } else { None };
             // Read backwards, the first row read is the page's last and the row past the
             // page lies before it; forwards the other way round.

@@ -18,6 +18,7 @@ use crate::services::collections::Entry;
 use crate::services::identity::Caller;
 
 mod list;
+pub use crate::schema::{JsonRows, ValueRows};
 pub(crate) use list::ListPlans;
 pub use list::{ListPage, ListParams, list};
 

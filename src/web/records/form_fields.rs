@@ -7,7 +7,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::schema::{Collection, FieldKind};
 use crate::services::identity::Caller;
-use crate::services::records::{self, ListParams};
+use crate::services::records::{self, ListParams, ValueRows};
 
 use super::record_form::{FormErrors, RawForm};
 
@@ -189,7 +189,9 @@ async fn relation_choices(
         limit: Some(MAX_CHOICES),
         ..ListParams::default()
     };
-    let page = records::list(app, target, caller, params).await.ok()?;
+    let page = records::list::<ValueRows>(app, target, caller, params)
+        .await
+        .ok()?;
     if page.next.is_some() {
         return None;
     }
@@ -201,14 +203,17 @@ async fn relation_choices(
         .iter()
         .find(|f| matches!(f.kind, FieldKind::Text { .. }))
         .map(|f| f.name.clone());
-    let items: Vec<serde_json::Map<String, Value>> = serde_json::from_slice(&page.items).ok()?;
-    let mut choices: Vec<Choice> = items
+    // An empty page has no columns, and no choices either.
+    let id_at = page.items.column("id");
+    let label_at = label_field.and_then(|name| page.items.column(&name));
+    let mut choices: Vec<Choice> = page
+        .items
+        .rows
         .iter()
-        .filter_map(|item| {
-            let id = item.get("id")?.as_str()?.to_owned();
-            let text = label_field
-                .as_ref()
-                .and_then(|name| item.get(name))
+        .filter_map(|values| {
+            let id = values.get(id_at?)?.as_str()?.to_owned();
+            let text = label_at
+                .and_then(|i| values.get(i))
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty());
             let label = match text {

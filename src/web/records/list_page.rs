@@ -4,12 +4,12 @@
 
 use askama::Template;
 use rocket::{State, get};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::app::App;
 use crate::error::AppError;
 use crate::schema::{Collection, FieldKind, Operation};
-use crate::services::records::{self, ListParams};
+use crate::services::records::{self, ListParams, ValueRows};
 
 use super::super::page::{Answer, Layout, WebError, render};
 use super::super::visitor::Visitor;
@@ -177,21 +177,23 @@ fn columns(c: &Collection, q: &Query<'_>) -> Vec<Column> {
     out
 }
 
-fn rows(c: &Collection, items: &[Map<String, Value>]) -> Vec<Row> {
+fn rows(c: &Collection, items: &ValueRows) -> Vec<Row> {
+    let id_at = items.column("id");
+    let created_at = items.column("created");
+    let field_at: Vec<Option<usize>> = c.fields.iter().map(|f| items.column(&f.name)).collect();
     items
+        .rows
         .iter()
-        .map(|item| {
-            let id = item.get("id").and_then(Value::as_str).unwrap_or_default();
+        .map(|values| {
+            let value = |at: Option<usize>| at.and_then(|i| values.get(i)).unwrap_or(&Value::Null);
+            let id = value(id_at).as_str().unwrap_or_default();
             let mut cells: Vec<Cell> = c
                 .fields
                 .iter()
-                .map(|f| cell(Some(f), item.get(&f.name).unwrap_or(&Value::Null), true))
+                .zip(&field_at)
+                .map(|(f, at)| cell(Some(f), value(*at), true))
                 .collect();
-            cells.push(cell(
-                None,
-                item.get("created").unwrap_or(&Value::Null),
-                true,
-            ));
+            cells.push(cell(None, value(created_at), true));
             Row {
                 id: id.to_owned(),
                 href: record_href(&c.name, id),
@@ -265,7 +267,7 @@ pub async fn records_page(
         before,
     };
     let listed = match q.params() {
-        Ok(params) => records::list(app, name, &v.caller, params).await,
+        Ok(params) => records::list::<ValueRows>(app, name, &v.caller, params).await,
         Err(e) => Err(e),
     };
     let (page, problem) = match listed {
@@ -275,11 +277,6 @@ pub async fn records_page(
             Err(e) => return Err(e.into()),
         },
     };
-    let items: Vec<Map<String, Value>> = match &page {
-        Some(p) => serde_json::from_slice(&p.items)
-            .map_err(|e| WebError(AppError::Internal(format!("list JSON: {e}"))))?,
-        None => Vec::new(),
-    };
     let page = RecordsPage {
         layout: v.layout(name),
         name: name.to_owned(),
@@ -288,7 +285,10 @@ pub async fn records_page(
         limit: q.limit.to_owned(),
         count: q.count,
         columns: columns(&c, &q),
-        rows: rows(&c, &items),
+        rows: page
+            .as_ref()
+            .map(|p| rows(&c, &p.items))
+            .unwrap_or_default(),
         problem,
         total: page.as_ref().and_then(|p| p.total),
         next_href: q.page_href("after", page.as_ref().and_then(|p| p.next.as_deref())),
