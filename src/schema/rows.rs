@@ -130,8 +130,8 @@ impl RowReader {
 /// other's form into its own. The site's list page used to parse the page's JSON back into
 /// maps: it now costs about 15% less CPU.
 pub trait PageRows: Send + 'static {
-    /// Room for `rows` rows.
-    fn with_capacity(rows: usize) -> Self;
+    /// An empty page of rows that `reader` will convert, with room for `rows` of them.
+    fn new(reader: &RowReader, rows: usize) -> Self;
     /// Append one row, converted by `reader`.
     fn add_row(&mut self, reader: &RowReader, row: &Row<'_>) -> rusqlite::Result<()>;
     /// Turn the rows added so far end to end (a page read backwards comes nearest row first).
@@ -139,7 +139,7 @@ pub trait PageRows: Send + 'static {
 }
 
 /// A page of rows as JSON objects, in one buffer.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JsonRows {
     text: Vec<u8>,
     /// Where each row's object lies in `text`, in page order.
@@ -166,7 +166,7 @@ impl JsonRows {
 }
 
 impl PageRows for JsonRows {
-    fn with_capacity(rows: usize) -> Self {
+    fn new(_: &RowReader, rows: usize) -> Self {
         JsonRows {
             text: Vec::with_capacity(256 * rows),
             spans: Vec::with_capacity(rows),
@@ -186,9 +186,9 @@ impl PageRows for JsonRows {
 }
 
 /// A page of rows as values, each row in the order of `columns`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ValueRows {
-    /// The output keys of the columns; empty while no row has been added.
+    /// The output keys of the columns.
     pub columns: Vec<String>,
     pub rows: Vec<Vec<Value>>,
 }
@@ -201,21 +201,15 @@ impl ValueRows {
 }
 
 impl PageRows for ValueRows {
-    fn with_capacity(rows: usize) -> Self {
+    fn new(reader: &RowReader, rows: usize) -> Self {
+        let columns = reader.columns.iter().map(|(name, _)| name.clone());
         ValueRows {
-            columns: Vec::new(),
+            columns: columns.collect(),
             rows: Vec::with_capacity(rows),
         }
     }
 
     fn add_row(&mut self, reader: &RowReader, row: &Row<'_>) -> rusqlite::Result<()> {
-        if self.columns.is_empty() {
-            self.columns = reader
-                .columns
-                .iter()
-                .map(|(name, _)| name.clone())
-                .collect();
-        }
         self.rows.push(reader.values(row)?);
         Ok(())
     }

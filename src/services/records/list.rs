@@ -184,12 +184,12 @@ pub async fn list<R: PageRows>(
     let (items, next, prev, total) = app
         .db
         .read(move |conn| {
-            let mut items = R::with_capacity(limit as usize);
+            let reader = schema::RowReader::new(&c, plan.columns());
+            let mut items = R::new(&reader, limit as usize);
             let mut n = 0;
             let mut first_cursor = None;
             let mut last_cursor = None;
             let mut more = false;
-            let reader = schema::RowReader::new(&c, plan.columns());
             let sort = plan.sort();
             // The statements give the rows in order; stop once one more than the page is seen.
             'statements: for (sql, params) in statements {

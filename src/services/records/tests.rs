@@ -197,6 +197,13 @@ fn value_items(page: &ListPage<ValueRows>) -> Vec<Map<String, Value>> {
     .collect()
 }
 
+/// One page of `notes`, listed as JSON and as values.
+async fn both_ways(f: &Fixture, params: ListParams) -> (ListPage<JsonRows>, ListPage<ValueRows>) {
+    let json = list::<JsonRows>(&f.app, "notes", &f.admin, params.clone());
+    let values = list::<ValueRows>(&f.app, "notes", &f.admin, params);
+    (json.await.unwrap(), values.await.unwrap())
+}
+
 #[tokio::test]
 async fn a_page_read_as_values_holds_what_its_json_holds_in_the_same_order_both_ways() {
     let f = fixture().await;
@@ -221,12 +228,7 @@ async fn a_page_read_as_values_holds_what_its_json_holds_in_the_same_order_both_
     let numbers = |items: &[Map<String, Value>]| -> Vec<Value> {
         items.iter().map(|item| item["n"].clone()).collect()
     };
-    let first = list::<JsonRows>(&f.app, "notes", &f.admin, params(None, None))
-        .await
-        .unwrap();
-    let first_values = list::<ValueRows>(&f.app, "notes", &f.admin, params(None, None))
-        .await
-        .unwrap();
+    let (first, first_values) = both_ways(&f, params(None, None)).await;
     assert_eq!(numbers(&json_items(&first)), [json!(4), json!(3)]);
     assert_eq!(json_items(&first), value_items(&first_values));
     assert_eq!(first.next, first_values.next);
@@ -240,12 +242,7 @@ async fn a_page_read_as_values_holds_what_its_json_holds_in_the_same_order_both_
     assert_eq!(numbers(&json_items(&second)), [json!(2), json!(1)]);
     let prev = second.prev.as_deref();
     assert!(prev.is_some());
-    let back = list::<JsonRows>(&f.app, "notes", &f.admin, params(None, prev))
-        .await
-        .unwrap();
-    let back_values = list::<ValueRows>(&f.app, "notes", &f.admin, params(None, prev))
-        .await
-        .unwrap();
+    let (back, back_values) = both_ways(&f, params(None, prev)).await;
     assert_eq!(json_items(&back), json_items(&first));
     assert_eq!(value_items(&back_values), value_items(&first_values));
     assert_eq!((back.next, back.prev), (back_values.next, back_values.prev));

@@ -203,7 +203,6 @@ async fn relation_choices(
         .iter()
         .find(|f| matches!(f.kind, FieldKind::Text { .. }))
         .map(|f| f.name.clone());
-    // An empty page has no columns, and no choices either.
     let id_at = page.items.column("id");
     let label_at = label_field.and_then(|name| page.items.column(&name));
     let mut choices: Vec<Choice> = page
