@@ -26,6 +26,6 @@ pub use alter::{AlterError, alter};
 pub use changelog::{change_triggers, drop_change_triggers};
 pub use ddl::create_table;
 pub use define::{DefinitionErrors, field_renames, parse_collection, retarget_relations};
-pub use rows::{JsonRows, PageRows, RowReader, ValueRows, row_to_json};
+pub use rows::{JsonRows, PageRows, RowReader, ValueRows};
 pub use types::*;
 pub use values::{FieldErrors, is_valid_record_id, validate_create, validate_update};

@@ -1,15 +1,14 @@
 //! Record values on the way out: a stored row → a JSON object. This runs for every record read,
 //! so the column → field lookup is done once per query (`RowReader::new`) and each row only
 //! converts values. `write_json` writes the object straight into a byte buffer (the API's hot
-//! path: no map, no per-value allocation); `read` builds a `serde_json::Map` for code that
-//! needs the values, and `values` the values alone, in column order. `PageRows` collects a
-//! page of rows as JSON text or as values.
+//! path: no map, no per-value allocation); `values` gives the values alone, in column order
+//! (the site's pages). `PageRows` collects a page of rows as JSON text or as values.
 
 use std::ops::Range;
 
 use rusqlite::Row;
 use rusqlite::types::ValueRef;
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
 
 use super::types::{Collection, FieldKind};
 
@@ -105,8 +104,9 @@ impl RowReader {
         Ok(())
     }
 
-    /// The JSON object for one row.
-    pub fn read(&self, row: &Row<'_>) -> rusqlite::Result<Map<String, Value>> {
+    /// The JSON object for one row (for tests, which compare whole records).
+    #[cfg(test)]
+    pub fn read(&self, row: &Row<'_>) -> rusqlite::Result<serde_json::Map<String, Value>> {
         let names = self.columns.iter().map(|(name, _)| name.clone());
         Ok(names.zip(self.values(row)?).collect())
     }
@@ -236,16 +236,6 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     } else {
         serde_json::to_writer(out, s)
     }
-}
-
-/// One row of collection `c` whose columns are `columns` → JSON. For many rows of one query,
-/// build a `RowReader` once instead.
-pub fn row_to_json(
-    c: &Collection,
-    columns: &[String],
-    row: &Row<'_>,
-) -> rusqlite::Result<Map<String, Value>> {
-    RowReader::new(c, columns).read(row)
 }
 
 /// A stored value → JSON: bool 0/1 → false/true, json and multiple select text → parsed JSON,
@@ -396,7 +386,7 @@ mod tests {
         );
         let one = conn
             .query_row("SELECT done, count FROM things", [], |r| {
-                row_to_json(&c, &["done".to_owned(), "count".to_owned()], r)
+                RowReader::new(&c, &["done".to_owned(), "count".to_owned()]).read(r)
             })
             .unwrap();
         assert_eq!(Value::Object(one), json!({"done": true, "count": 3}));
