@@ -115,7 +115,7 @@ pub struct RawConfig {
     /// Threads that run HTTP requests (the async runtime's workers); one per core by default.
     /// SQLite work runs on the reader threads and the writer, so fewer can suit a read-heavy
     /// box: on 2 cores one worker took 8–15% less CPU per point read or list than two, but
-    /// `/healthz`, which is all async work, ran at about 0.83 × the rate (see the README).
+    /// `/healthz`, which is all async work, ran at about 0.83 × the rate (bench/FINDINGS.md).
     pub workers: u32,
     pub tls: Option<TlsConfig>,
     pub jobs: JobsConfig,

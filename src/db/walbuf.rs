@@ -21,7 +21,7 @@
 //! - A crash loses only frames of a commit that had not returned, which SQLite's WAL recovery
 //!   discards by their checksums in any case.
 //!
-//! Measured: see the README's "Performance" section (scenario (e0) and (e)).
+//! Measured: bench/FINDINGS.md, "What makes it fast, with the figures" (scenarios (e0), (e)).
 
 #![allow(unsafe_code)]
 
