@@ -129,14 +129,17 @@ fn check_data(conn: &Connection, old: &Collection, plan: &Plan<'_>) -> Result<()
     // The only text spliced into SQL here and in `check_column`: the table and column names of
     // the stored (already validated) schema, quoted. No value from a request reaches these
     // statements; they take no parameters at all.
-    let table = quote_ident(&old.name);
+    let quoted_table = quote_ident(&old.name);
     let mut total = None;
     for col in &plan.columns {
         let name = &col.new.name;
         if col.old.is_none() && col.new.required && col.fill.is_none() {
             let n = match total {
                 Some(n) => n,
-                None => *total.insert(count(conn, &format!("SELECT COUNT(*) FROM {table}"))?),
+                None => *total.insert(count(
+                    conn,
+                    &format!("SELECT COUNT(*) FROM {quoted_table}"),
+                )?),
             };
             if n > 0 {
                 return Err(AlterError::field(
@@ -150,20 +153,24 @@ fn check_data(conn: &Connection, old: &Collection, plan: &Plan<'_>) -> Result<()
             }
         }
         if col.inspects_values() {
-            check_column(conn, &table, col)?;
+            check_column(conn, &quoted_table, col)?;
         }
     }
     Ok(())
 }
 
-fn check_column(conn: &Connection, table: &str, col: &ColumnPlan<'_>) -> Result<(), AlterError> {
+fn check_column(
+    conn: &Connection,
+    quoted_table: &str,
+    col: &ColumnPlan<'_>,
+) -> Result<(), AlterError> {
     let Some(old) = col.old else { return Ok(()) };
     let name = &col.new.name;
-    let column = quote_ident(&old.name);
+    let quoted_column = quote_ident(&old.name);
     if col.convert && !convert::supported(&old.kind, &col.new.kind) {
         let n = count(
             conn,
-            &format!("SELECT COUNT(*) FROM {table} WHERE {column} IS NOT NULL"),
+            &format!("SELECT COUNT(*) FROM {quoted_table} WHERE {quoted_column} IS NOT NULL"),
         )?;
         if n > 0 {
             let has = if n == 1 { "has one" } else { "have one" };
@@ -179,7 +186,7 @@ fn check_column(conn: &Connection, table: &str, col: &ColumnPlan<'_>) -> Result<
         }
         return Ok(());
     }
-    let mut stmt = conn.prepare(&format!("SELECT {column} FROM {table}"))?;
+    let mut stmt = conn.prepare(&format!("SELECT {quoted_column} FROM {quoted_table}"))?;
     let mut rows = stmt.query([])?;
     let (mut failed, mut missing) = (0_i64, 0_i64);
     let mut example = None;
