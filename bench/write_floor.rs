@@ -1,7 +1,7 @@
 //! The write floor for bench scenario (e0): the bench's creates through onebox's own service
-//! layer (`services::records::create`: validation, rules, the change log, `RETURNING` as JSON,
-//! group commit in the single writer, the checkpointer), from 32 concurrent tasks, with no
-//! HTTP in between. (a) is the ceiling of the HTTP side; this is the ceiling of the storage
+//! layer (`services::records::create`: validation, rules, the change log, the written row as
+//! JSON, group commit in the single writer, the checkpointer), from 32 concurrent tasks, with
+//! no HTTP in between. (a) is the ceiling of the HTTP side; this is the ceiling of the storage
 //! side: how fast (e) could go if requests cost nothing.
 //!
 //! Usage: `write_floor DATA_DIR COLLECTION ADMIN_ID SLUG_PREFIX SECONDS` (the server must be

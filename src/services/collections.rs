@@ -22,7 +22,7 @@ pub struct Entry {
     pub version: Arc<AtomicU64>,
     /// The record INSERT of this version of the collection, built at its first create (see
     /// `records::create`). A schema change replaces the whole entry, and with it this.
-    pub(crate) insert: std::sync::OnceLock<Arc<crate::services::records::OneRow>>,
+    pub(crate) insert: std::sync::OnceLock<Arc<crate::services::records::WriteOne>>,
     /// The point read of every column with no rule to apply, built at its first use.
     pub(crate) point_read: std::sync::OnceLock<Arc<crate::services::records::OneRow>>,
     /// List plans built for this version (see `records::ListPlans`).

@@ -247,3 +247,70 @@ async fn a_page_read_as_values_holds_what_its_json_holds_in_the_same_order_both_
     assert_eq!(value_items(&back_values), value_items(&first_values));
     assert_eq!((back.next, back.prev), (back_values.next, back_values.prev));
 }
+
+#[tokio::test]
+async fn create_and_update_answer_the_row_as_stored_even_with_fields_named_rowid_and_oid() {
+    let f = fixture().await;
+    // A field may be called `rowid` or `oid`, SQLite's own names for a row's key; a write
+    // reads its row back by `_rowid_`, which no field can be called.
+    let spec = serde_json::from_value(json!({
+        "name": "keys",
+        "fields": [
+            { "name": "rowid", "type": "number", "integer": true },
+            { "name": "oid", "type": "text" },
+            { "name": "x", "type": "number" }
+        ],
+        "rules": { "view": "", "create": "", "update": "" }
+    }))
+    .unwrap();
+    let actor = Actor {
+        user_id: None,
+        ip: None,
+    };
+    f.app.collections.create(actor, spec).await.unwrap();
+    let body = |v: Value| v.as_object().unwrap().clone();
+    let mut ids = Vec::new();
+    for (i, rowid) in [7, 1, 900].into_iter().enumerate() {
+        let written = create(
+            &f.app,
+            "keys",
+            &f.other,
+            body(json!({ "rowid": rowid, "oid": format!("o{i}"), "x": 2 })),
+        )
+        .await
+        .unwrap();
+        let answered: Value = serde_json::from_slice(&written.json).unwrap();
+        let stored = get(&f.app, "keys", &written.id, &f.other, None)
+            .await
+            .unwrap();
+        assert_eq!(written.json, stored, "the create answers the row as stored");
+        assert_eq!(answered["id"], written.id.as_str());
+        assert_eq!(answered["rowid"], rowid);
+        assert_eq!(answered["oid"], format!("o{i}"));
+        ids.push(written.id);
+    }
+    let updated = update(
+        &f.app,
+        "keys",
+        &ids[0],
+        &f.other,
+        body(json!({ "oid": "changed", "x": 2.5 })),
+        None,
+    )
+    .await
+    .unwrap();
+    let answered: Value = serde_json::from_slice(&updated.json).unwrap();
+    assert_eq!(answered["oid"], "changed");
+    assert_eq!(answered["x"], 2.5);
+    assert_eq!(answered["rowid"], 7);
+    let stored = get(&f.app, "keys", &ids[0], &f.other, None).await.unwrap();
+    assert_eq!(updated.json, stored, "the update answers the row as stored");
+    // The other records are untouched.
+    for id in &ids[1..] {
+        let other: Value =
+            serde_json::from_slice(&get(&f.app, "keys", id, &f.other, None).await.unwrap())
+                .unwrap();
+        assert_eq!(other["x"], 2.0);
+        assert_ne!(other["oid"], "changed");
+    }
+}
