@@ -27,6 +27,16 @@ fn caller(user: crate::auth::User) -> Caller {
     }
 }
 
+/// Define the collection `spec` (as a system actor).
+async fn define(app: &App, spec: Value) {
+    let actor = Actor {
+        user_id: None,
+        ip: None,
+    };
+    let spec = serde_json::from_value(spec).unwrap();
+    app.collections.create(actor, spec).await.unwrap();
+}
+
 /// `notes`: anyone views, owners update, admins delete, admins create.
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
@@ -44,21 +54,19 @@ async fn fixture() -> Fixture {
             .unwrap();
         users.push(caller(user));
     }
-    let spec = serde_json::from_value(json!({
-        "name": "notes",
-        "fields": [
-            { "name": "title", "type": "text", "required": true, "max": 10 },
-            { "name": "n", "type": "number", "integer": true },
-            { "name": "owner", "type": "text" }
-        ],
-        "rules": { "list": "", "view": "", "update": "owner = @me" }
-    }))
-    .unwrap();
-    let actor = Actor {
-        user_id: None,
-        ip: None,
-    };
-    app.collections.create(actor, spec).await.unwrap();
+    define(
+        &app,
+        json!({
+            "name": "notes",
+            "fields": [
+                { "name": "title", "type": "text", "required": true, "max": 10 },
+                { "name": "n", "type": "number", "integer": true },
+                { "name": "owner", "type": "text" }
+            ],
+            "rules": { "list": "", "view": "", "update": "owner = @me" }
+        }),
+    )
+    .await;
     let [admin, owner, other] = <[Caller; 3]>::try_from(users).ok().unwrap();
     let input = json!({ "title": "mine", "owner": owner.user_id().unwrap() });
     let note = create(&app, "notes", &admin, input.as_object().unwrap().clone())
@@ -253,21 +261,19 @@ async fn create_and_update_answer_the_row_as_stored_even_with_fields_named_rowid
     let f = fixture().await;
     // A field may be called `rowid` or `oid`, SQLite's own names for a row's key; a write
     // reads its row back by `_rowid_`, which no field can be called.
-    let spec = serde_json::from_value(json!({
-        "name": "keys",
-        "fields": [
-            { "name": "rowid", "type": "number", "integer": true },
-            { "name": "oid", "type": "text" },
-            { "name": "x", "type": "number" }
-        ],
-        "rules": { "view": "", "create": "", "update": "" }
-    }))
-    .unwrap();
-    let actor = Actor {
-        user_id: None,
-        ip: None,
-    };
-    f.app.collections.create(actor, spec).await.unwrap();
+    define(
+        &f.app,
+        json!({
+            "name": "keys",
+            "fields": [
+                { "name": "rowid", "type": "number", "integer": true },
+                { "name": "oid", "type": "text" },
+                { "name": "x", "type": "number" }
+            ],
+            "rules": { "view": "", "create": "", "update": "" }
+        }),
+    )
+    .await;
     let body = |v: Value| v.as_object().unwrap().clone();
     let mut ids = Vec::new();
     for (i, rowid) in [7, 1, 900].into_iter().enumerate() {
