@@ -197,11 +197,17 @@ async fn create_and_update_rules_hold_for_the_new_values() {
         "/api/collections/notes/records/{}",
         mine.json["id"].as_str().unwrap()
     );
+    assert_eq!(mine.status, 201, "{:?}", mine.json);
+    // The answer is the row as stored, read back through the rule that let it be written.
+    let stored = app.get(&path, Some(&a)).await;
+    assert_eq!(mine.json, stored.json);
     let give = app.patch(&path, Some(&a), json!({ "owner": bob })).await;
     assert_eq!(give.status, 403);
-    assert_eq!(app.get(&path, Some(&a)).await.json["owner"], alice);
+    assert_eq!(app.get(&path, Some(&a)).await.json, stored.json);
     let ok = app.patch(&path, Some(&a), json!({ "body": "y" })).await;
     assert_eq!(ok.status, 200);
+    assert_eq!(ok.json["body"], "y");
+    assert_eq!(ok.json, app.get(&path, Some(&a)).await.json);
     assert_eq!(app.delete(&path, Some(&a)).await.status, 204);
 }
 

@@ -321,19 +321,20 @@ pub async fn create(
     let values = schema::validate_create(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
     // `validate_create` gives every field, in the collection's order, so one INSERT serves
-    // every create of this version of the collection; it is built once, on the async side
-    // (the writer is the one serial stage of every write, so it only runs it).
+    // every create of this version of the collection whose rule does not restrict the caller
+    // (a restricting rule is part of the read back, and has the caller's values); it is built
+    // on the async side (the writer is the one serial stage of every write, so it only runs it).
     let in_order = values
         .iter()
         .map(|(col, _)| col)
         .eq(c.fields.iter().map(|f| &f.name));
-    let insert = if in_order {
+    let insert = if in_order && !rule.restricts() {
         entry
             .insert
-            .get_or_init(|| Arc::new(WriteOne::insert(&c, &values)))
+            .get_or_init(|| Arc::new(WriteOne::insert(&c, &values, &rule)))
             .clone()
     } else {
-        Arc::new(WriteOne::insert(&c, &values))
+        Arc::new(WriteOne::insert(&c, &values, &rule))
     };
     write_counted(app, vec![entry.version.clone()], move |conn| {
         check_relations(conn, &c, &values)?;
@@ -347,7 +348,7 @@ pub async fn create(
             SqlValue::Text(now),
         ]);
         params.extend(values.into_iter().map(|(_, val)| val));
-        let json = write_checked(conn, &c, &insert, params, &id, &rule)?;
+        let json = write_checked(conn, &insert, params, &id, &rule)?;
         Ok(Written { id, json })
     })
     .await
@@ -377,7 +378,7 @@ pub async fn update(
                 .map(|(col, _)| format!("{} = ?", quote_ident(col))),
         )
         .collect();
-    let update = WriteOne::update(&entry, &sets);
+    let update = WriteOne::update(&entry, &sets, current.clone());
     write_counted(app, vec![entry.version.clone()], move |conn| {
         check_writable(conn, &current, &id, &rule, if_match.as_deref())?;
         check_relations(conn, &c, &values)?;
@@ -385,7 +386,7 @@ pub async fn update(
         params.push(SqlValue::Text(crate::time::now()));
         params.extend(values.into_iter().map(|(_, val)| val));
         params.push(SqlValue::Text(id.clone()));
-        let json = write_checked(conn, &c, &update, params, &id, &rule)?;
+        let json = write_checked(conn, &update, params, &id, &rule)?;
         Ok(Written { id, json })
     })
     .await

@@ -51,35 +51,20 @@ impl OneRow {
             .clone()
     }
 
-    /// Every column of the row of `c` whose rowid is the one parameter. `_rowid_`, not
-    /// `rowid`: a field may be called `rowid` or `oid`, but no field's name starts with `_`.
-    fn by_rowid(c: &Collection) -> Self {
+    /// Every column of the row of `c` whose rowid is the first parameter, if it satisfies
+    /// `rule`. `_rowid_`, not `rowid`: a field may be called `rowid` or `oid`, but no field's
+    /// name starts with `_`.
+    fn by_rowid(c: &Collection, rule: &RuleSql) -> Self {
         let columns = query::all_columns(c);
         OneRow {
             sql: format!(
-                "SELECT {} FROM {} WHERE _rowid_ = ?",
+                "SELECT {} FROM {} WHERE _rowid_ = ? AND ({})",
                 select_list(&columns),
-                quote_ident(&c.name)
+                quote_ident(&c.name),
+                rule.sql
             ),
             reader: schema::RowReader::new(c, &columns),
         }
-    }
-
-    /// Run with `params`; the row as JSON, if there is one.
-    fn json<P: rusqlite::Params>(
-        &self,
-        conn: &Connection,
-        params: P,
-    ) -> Result<Option<Vec<u8>>, AppError> {
-        let mut stmt = conn.prepare_cached(&self.sql).map_err(DbError::from)?;
-        let found = stmt
-            .query_row(params, |row| {
-                let mut out = Vec::with_capacity(256);
-                self.reader.write_json(row, &mut out).map(|()| out)
-            })
-            .optional()
-            .map_err(DbError::from)?;
-        Ok(found)
     }
 
     /// The record `id` as JSON, if it exists and satisfies `rule`, the one this point read was
@@ -90,9 +75,28 @@ impl OneRow {
         id: &str,
         rule: &RuleSql,
     ) -> Result<Option<Vec<u8>>, AppError> {
-        let params = std::iter::once(&id as &dyn rusqlite::ToSql)
-            .chain(rule.params.iter().map(|p| p as &dyn rusqlite::ToSql));
-        self.json(conn, params_from_iter(params))
+        self.read_keyed(conn, &id, rule)
+    }
+
+    /// The row whose key (the first parameter: an `id`, or a rowid) is `key`, as JSON, if it
+    /// satisfies `rule`.
+    fn read_keyed(
+        &self,
+        conn: &Connection,
+        key: &dyn rusqlite::ToSql,
+        rule: &RuleSql,
+    ) -> Result<Option<Vec<u8>>, AppError> {
+        let params =
+            std::iter::once(key).chain(rule.params.iter().map(|p| p as &dyn rusqlite::ToSql));
+        let mut stmt = conn.prepare_cached(&self.sql).map_err(DbError::from)?;
+        let found = stmt
+            .query_row(params_from_iter(params), |row| {
+                let mut out = Vec::with_capacity(256);
+                self.reader.write_json(row, &mut out).map(|()| out)
+            })
+            .optional()
+            .map_err(DbError::from)?;
+        Ok(found)
     }
 }
 
@@ -117,7 +121,9 @@ pub(super) fn check_writable(
 /// writer. Not one statement with `RETURNING`: SQLite collects `RETURNING`'s rows in a
 /// temporary b-tree that it creates, fills, reads and drops for every statement. Reading the
 /// row back from the pages the write has just cached took 6% off the writer's instructions per
-/// create and 9% per update (see `bench/FINDINGS.md`).
+/// create and 9% per update (see `bench/FINDINGS.md`). The read back carries the caller's rule,
+/// so a row that does not satisfy it after the write is not read: the rule's check costs no
+/// statement of its own.
 pub(crate) struct WriteOne {
     write: String,
     read: Arc<OneRow>,
@@ -126,8 +132,9 @@ pub(crate) struct WriteOne {
 }
 
 impl WriteOne {
-    /// An INSERT into `c` of `id`, `created`, `updated`, then `values`' columns.
-    pub(super) fn insert(c: &Collection, values: &[(String, SqlValue)]) -> Self {
+    /// An INSERT into `c` of `id`, `created`, `updated`, then `values`' columns, for callers
+    /// whose create rule is `rule`.
+    pub(super) fn insert(c: &Collection, values: &[(String, SqlValue)], rule: &RuleSql) -> Self {
         let columns: Vec<String> = schema::SYSTEM_FIELDS
             .into_iter()
             .map(String::from)
@@ -140,69 +147,63 @@ impl WriteOne {
                 select_list(&columns),
                 vec!["?"; columns.len()].join(", "),
             ),
-            read: Arc::new(OneRow::by_rowid(c)),
+            read: Arc::new(OneRow::by_rowid(c, rule)),
             by_rowid: true,
         }
     }
 
     /// An UPDATE of `entry`'s collection setting `sets`, whose last parameter is the record's
-    /// `id`.
-    pub(super) fn update(entry: &Entry, sets: &[String]) -> Self {
+    /// `id`; `read` is the point read for the caller's update rule.
+    pub(super) fn update(entry: &Entry, sets: &[String], read: Arc<OneRow>) -> Self {
         WriteOne {
             write: format!(
                 "UPDATE {} SET {} WHERE id = ?",
                 quote_ident(&entry.collection.name),
                 sets.join(", ")
             ),
-            read: OneRow::point_read_all(entry, &RuleSql::none()),
+            read,
             by_rowid: false,
-        }
-    }
-
-    /// Run the write of record `id` with `params`; the row it wrote as JSON (`None` if it
-    /// wrote none).
-    fn run(
-        &self,
-        conn: &Connection,
-        params: Vec<SqlValue>,
-        id: &str,
-    ) -> Result<Option<Vec<u8>>, AppError> {
-        let mut stmt = conn.prepare_cached(&self.write).map_err(DbError::from)?;
-        if stmt
-            .execute(params_from_iter(params))
-            .map_err(DbError::from)?
-            == 0
-        {
-            return Ok(None);
-        }
-        if self.by_rowid {
-            // The collection row's, not the change log's: a trigger's inserts do not change
-            // what `last_insert_rowid` gives once the statement is done.
-            self.read.json(conn, [conn.last_insert_rowid()])
-        } else {
-            self.read.json(conn, [id])
         }
     }
 }
 
-/// Run the INSERT or UPDATE of record `id`, then check that the written row satisfies `rule`;
-/// give the row as JSON.
+/// Run the INSERT or UPDATE of record `id` with `params` and read the written row back as
+/// JSON: 404 if it wrote no row, 403 if the row it wrote does not satisfy `rule` (rules hold
+/// for what was written; the caller's job then rolls the write back).
 pub(super) fn write_checked(
     conn: &Connection,
-    c: &Collection,
     write: &WriteOne,
     params: Vec<SqlValue>,
     id: &str,
     rule: &RuleSql,
 ) -> Result<Vec<u8>, AppError> {
-    let json = write.run(conn, params, id)?.ok_or(AppError::NotFound)?;
-    if rule.restricts() && !satisfies(conn, c, id, rule)? {
-        return Err(forbidden());
+    let mut stmt = conn.prepare_cached(&write.write).map_err(DbError::from)?;
+    if stmt
+        .execute(params_from_iter(params))
+        .map_err(DbError::from)?
+        == 0
+    {
+        return Err(AppError::NotFound);
     }
-    Ok(json)
+    let written = if write.by_rowid {
+        // The collection row's, not the change log's: a trigger's inserts do not change what
+        // `last_insert_rowid` gives once the statement is done.
+        write
+            .read
+            .read_keyed(conn, &conn.last_insert_rowid(), rule)?
+    } else {
+        write.read.read(conn, id, rule)?
+    };
+    written.ok_or_else(|| {
+        if rule.restricts() {
+            forbidden()
+        } else {
+            AppError::NotFound
+        }
+    })
 }
 
-/// Whether the record `id` satisfies `rule` (after a write: rules hold for what was written).
+/// Whether the record `id` satisfies `rule`.
 pub(super) fn satisfies(
     conn: &Connection,
     c: &Collection,
