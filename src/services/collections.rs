@@ -25,6 +25,8 @@ pub struct Entry {
     pub(crate) insert: std::sync::OnceLock<Arc<crate::services::records::WriteOne>>,
     /// The point read of every column with no rule to apply, built at its first use.
     pub(crate) point_read: std::sync::OnceLock<Arc<crate::services::records::OneRow>>,
+    /// The reads of every column under rules that restrict the caller (see `RuleReads`).
+    pub(crate) rule_reads: crate::services::records::RuleReads,
     /// List plans built for this version (see `records::ListPlans`).
     pub(crate) list_plans: crate::services::records::ListPlans,
 }
@@ -67,7 +69,10 @@ impl Collections {
             let collection =
                 schema::parse_collection(spec, &|n: &str| names.iter().any(|x| x == n))
                     .map_err(|e| AppError::Internal(format!("stored collection {name}: {e}")))?;
-            entries.insert(name, new_entry(collection));
+            entries.insert(
+                name,
+                Entry::new(Arc::new(collection), Arc::new(AtomicU64::new(1))),
+            );
         }
         Ok(Collections {
             db,
@@ -304,27 +309,22 @@ impl Collections {
             .or_else(|| map.get(&collection.name).cloned());
         let version = previous.map_or_else(|| Arc::new(AtomicU64::new(1)), |e| e.version.clone());
         version.fetch_add(1, Ordering::SeqCst);
-        map.insert(
-            collection.name.clone(),
-            Arc::new(Entry {
-                collection,
-                version,
-                insert: std::sync::OnceLock::new(),
-                point_read: std::sync::OnceLock::new(),
-                list_plans: Default::default(),
-            }),
-        );
+        map.insert(collection.name.clone(), Entry::new(collection, version));
     }
 }
 
-fn new_entry(collection: Collection) -> Arc<Entry> {
-    Arc::new(Entry {
-        collection: Arc::new(collection),
-        version: Arc::new(AtomicU64::new(1)),
-        insert: std::sync::OnceLock::new(),
-        point_read: std::sync::OnceLock::new(),
-        list_plans: Default::default(),
-    })
+impl Entry {
+    /// A version of a collection, with none of its statements built yet.
+    fn new(collection: Arc<Collection>, version: Arc<AtomicU64>) -> Arc<Self> {
+        Arc::new(Entry {
+            collection,
+            version,
+            insert: std::sync::OnceLock::new(),
+            point_read: std::sync::OnceLock::new(),
+            rule_reads: Default::default(),
+            list_plans: Default::default(),
+        })
+    }
 }
 
 fn definition_errors(e: schema::DefinitionErrors) -> AppError {

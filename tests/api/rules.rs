@@ -81,6 +81,53 @@ async fn users_see_only_rows_their_rules_allow() {
     assert_eq!(all.json["items"].as_array().unwrap().len(), 2);
 }
 
+/// A read under a rule, and a create's read-back through its rule, are built once per
+/// collection version and rule; each caller's own values must still decide what they reach.
+#[rocket::async_test]
+async fn reads_and_writes_kept_per_rule_still_answer_each_caller_by_their_own_values() {
+    let app = TestApp::spawn().await;
+    notes(&app).await;
+    let (alice, a) = app.user("alice@example.com").await;
+    let (bob, b) = app.user("bob@example.com").await;
+    let create = |token: String, owner: String, body: &'static str| {
+        let app = &app;
+        async move {
+            app.post(
+                "/api/collections/notes/records",
+                Some(&token),
+                json!({ "owner": owner, "body": body }),
+            )
+            .await
+        }
+    };
+    // Alice's create builds the read-back; Bob's forgery must not pass through it, nor
+    // Alice's through the one Bob's refusal used.
+    assert_eq!(create(a.clone(), alice.clone(), "a1").await.status, 201);
+    assert_eq!(create(b.clone(), alice.clone(), "forged").await.status, 403);
+    assert_eq!(create(a.clone(), bob.clone(), "forged").await.status, 403);
+    let bobs = create(b.clone(), bob.clone(), "b1").await;
+    assert_eq!(bobs.status, 201, "{:?}", bobs.json);
+    assert_eq!(bobs.json["owner"], bob);
+    let bodies: Vec<String> = app
+        .sqlite()
+        .prepare("SELECT body FROM notes ORDER BY body")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(bodies, ["a1", "b1"]);
+    // Bob's note by Bob (builds the view's read), then by Alice, then by nobody.
+    let path = format!(
+        "/api/collections/notes/records/{}",
+        bobs.json["id"].as_str().unwrap()
+    );
+    assert_eq!(app.get(&path, Some(&b)).await.json, bobs.json);
+    assert_eq!(app.get(&path, Some(&a)).await.status, 404);
+    assert_eq!(app.get(&path, None).await.status, 404);
+    assert_eq!(app.get(&path, Some(&b)).await.json, bobs.json);
+}
+
 /// A listing's query is built once and kept per collection version when it does not depend on
 /// the caller; the same URL asked by different callers must still give each their own rows.
 #[rocket::async_test]

@@ -21,7 +21,7 @@ mod one_row;
 pub use crate::schema::{JsonRows, ValueRows};
 pub(crate) use list::ListPlans;
 pub use list::{ListPage, ListParams, list};
-pub(crate) use one_row::{OneRow, WriteOne};
+pub(crate) use one_row::{OneRow, RuleReads, WriteOne};
 use one_row::{check_writable, satisfies, write_checked};
 
 /// A written record: its id and its JSON (`id`, `created`, `updated`, then its fields).
@@ -321,21 +321,21 @@ pub async fn create(
     let values = schema::validate_create(&c, &input).map_err(|e| AppError::fields(e.0))?;
     let rule = RuleSql::compile(&c, &access, caller)?;
     // `validate_create` gives every field, in the collection's order, so one INSERT serves
-    // every create of this version of the collection whose rule does not restrict the caller
-    // (a restricting rule is part of the read back, and has the caller's values); it is built
-    // on the async side (the writer is the one serial stage of every write, so it only runs it).
+    // every create of this version of the collection; it is built once, on the async side
+    // (the writer is the one serial stage of every write, so it only runs it).
     let in_order = values
         .iter()
         .map(|(col, _)| col)
         .eq(c.fields.iter().map(|f| &f.name));
-    let insert = if in_order && !rule.restricts() {
+    let insert = if in_order {
         entry
             .insert
-            .get_or_init(|| Arc::new(WriteOne::insert(&c, &values, &rule)))
+            .get_or_init(|| Arc::new(WriteOne::insert(&c, &values)))
             .clone()
     } else {
-        Arc::new(WriteOne::insert(&c, &values, &rule))
-    };
+        Arc::new(WriteOne::insert(&c, &values))
+    }
+    .under(&entry, &rule);
     write_counted(app, vec![entry.version.clone()], move |conn| {
         check_relations(conn, &c, &values)?;
         // Id and time are taken in the writer, so both follow the order of commits.

@@ -4,7 +4,8 @@
 //! its transaction (the record as the rule lets the caller change it, `If-Match`, the rule on
 //! the written row).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, OptionalExtension, params_from_iter};
@@ -16,9 +17,9 @@ use crate::query;
 use crate::schema::{self, Collection, quote_ident};
 use crate::services::collections::Entry;
 
-/// A read of at most one record: its SQL and the reader of its row. The point read of every
-/// column with no rule to apply is built once per version of a collection (building a point
-/// read was a third of its instructions on its reader thread).
+/// A read of at most one record: its SQL and the reader of its row. The reads of every column
+/// are built once per version of a collection and rule (building a point read was a third of
+/// its instructions on its reader thread).
 pub(crate) struct OneRow {
     sql: String,
     reader: schema::RowReader,
@@ -39,16 +40,14 @@ impl OneRow {
     }
 
     /// The point read of every column of `entry`'s collection, for callers whose rule is
-    /// `rule`; shared by every read of this version of the collection when `rule` is `1`.
+    /// `rule`; shared by every read of this version of the collection under the same rule.
     pub(super) fn point_read_all(entry: &Entry, rule: &RuleSql) -> Arc<Self> {
         let c = &entry.collection;
+        let build = || Self::point_read(c, &query::all_columns(c), rule);
         if rule.restricts() {
-            return Arc::new(Self::point_read(c, &query::all_columns(c), rule));
+            return entry.rule_reads.get_or_build(Key::Id, rule, build);
         }
-        entry
-            .point_read
-            .get_or_init(|| Arc::new(Self::point_read(c, &query::all_columns(c), rule)))
-            .clone()
+        entry.point_read.get_or_init(|| Arc::new(build())).clone()
     }
 
     /// Every column of the row of `c` whose rowid is the first parameter, if it satisfies
@@ -100,6 +99,51 @@ impl OneRow {
     }
 }
 
+/// What a cached read of every column finds its row by.
+#[derive(Clone, Copy)]
+enum Key {
+    Id,
+    Rowid,
+}
+
+/// The reads of every column under rules that restrict the caller, per version of a
+/// collection: by `id` (views, and the record an update or delete may change) and by rowid (a
+/// create's read-back), each keyed by the rule's SQL. The caller's values are its parameters,
+/// so one read serves every caller of a rule.
+#[derive(Default)]
+pub(crate) struct RuleReads(Mutex<[HashMap<String, Arc<OneRow>>; 2]>);
+
+/// Rule texts kept per kind of read; past this the map starts over (a rule's SQL varies only
+/// with the rule and with whether the caller is signed in).
+const RULE_READS_KEPT: usize = 64;
+
+impl RuleReads {
+    fn get_or_build(
+        &self,
+        key: Key,
+        rule: &RuleSql,
+        build: impl FnOnce() -> OneRow,
+    ) -> Arc<OneRow> {
+        if let Some(read) = self.lock()[key as usize].get(rule.sql.as_str()) {
+            return read.clone();
+        }
+        let read = Arc::new(build());
+        let mut maps = self.lock();
+        let map = &mut maps[key as usize];
+        if map.len() >= RULE_READS_KEPT {
+            map.clear();
+        }
+        map.insert(rule.sql.clone(), read.clone());
+        read
+    }
+
+    fn lock(&self) -> MutexGuard<'_, [HashMap<String, Arc<OneRow>>; 2]> {
+        // The maps hold finished reads only: a panic while they were held leaves nothing
+        // half-written.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Check that the record `id` exists as `rule` lets the caller change it, and `If-Match`.
 pub(super) fn check_writable(
     conn: &Connection,
@@ -125,16 +169,16 @@ pub(super) fn check_writable(
 /// so a row that does not satisfy it after the write is not read: the rule's check costs no
 /// statement of its own.
 pub(crate) struct WriteOne {
-    write: String,
+    write: Arc<str>,
     read: Arc<OneRow>,
     /// Read back by the inserted row's rowid (an INSERT), or by the `id` (an UPDATE).
     by_rowid: bool,
 }
 
 impl WriteOne {
-    /// An INSERT into `c` of `id`, `created`, `updated`, then `values`' columns, for callers
-    /// whose create rule is `rule`.
-    pub(super) fn insert(c: &Collection, values: &[(String, SqlValue)], rule: &RuleSql) -> Self {
+    /// An INSERT into `c` of `id`, `created`, `updated`, then `values`' columns, reading back
+    /// the row whatever the rule (see `under`).
+    pub(super) fn insert(c: &Collection, values: &[(String, SqlValue)]) -> Self {
         let columns: Vec<String> = schema::SYSTEM_FIELDS
             .into_iter()
             .map(String::from)
@@ -146,10 +190,25 @@ impl WriteOne {
                 quote_ident(&c.name),
                 select_list(&columns),
                 vec!["?"; columns.len()].join(", "),
-            ),
-            read: Arc::new(OneRow::by_rowid(c, rule)),
+            )
+            .into(),
+            read: Arc::new(OneRow::by_rowid(c, &RuleSql::none())),
             by_rowid: true,
         }
+    }
+
+    /// This INSERT for callers whose create rule is `rule`: the same statement, read back
+    /// only if the row satisfies the rule.
+    pub(super) fn under(self: Arc<Self>, entry: &Entry, rule: &RuleSql) -> Arc<Self> {
+        if !rule.restricts() {
+            return self;
+        }
+        let c = &entry.collection;
+        Arc::new(WriteOne {
+            write: self.write.clone(),
+            read: (entry.rule_reads).get_or_build(Key::Rowid, rule, || OneRow::by_rowid(c, rule)),
+            by_rowid: true,
+        })
     }
 
     /// An UPDATE of `entry`'s collection setting `sets`, whose last parameter is the record's
@@ -160,7 +219,8 @@ impl WriteOne {
                 "UPDATE {} SET {} WHERE id = ?",
                 quote_ident(&entry.collection.name),
                 sets.join(", ")
-            ),
+            )
+            .into(),
             read,
             by_rowid: false,
         }
