@@ -69,6 +69,10 @@ COLLECTION = {
     "rules": {"list": "", "view": "", "create": "", "update": ""},
     "indexes": [{"name": "kind_published", "fields": ["kind", "published"]}],
 }
+# (e4) creates as a signed-in user under this create rule (an admin passes every rule, so the
+# other scenarios check none): the rule holds for the written row, which the write reads back.
+USER_EMAIL = "bench-user@example.com"
+CREATE_RULE = "author = @me"
 # (e3) indexes these too, then creates again: what two more indexes whose keys arrive in random
 # order cost a write (the collection had them from the start until commit b466a3d).
 MORE_INDEXED = ("year", "published")
@@ -441,14 +445,18 @@ function request() return reqs[math.random(n)] end
 """
 
 LUA_CREATE = r"""
--- POST a new record with a unique slug (args: token, slug prefix, admin id).
-local token, prefix, admin, counter = nil, nil, nil, 0
+-- POST a new record with a unique slug (args: token, slug prefix, author id, and how often
+-- a record names that author: every 10th unless a 4th argument says otherwise).
+local token, prefix, admin, every, counter = nil, nil, nil, 10, 0
 local kinds = {"news", "blog", "note"}
-function init(args) token, prefix, admin = args[1], args[2], args[3] end
+function init(args)
+  token, prefix, admin = args[1], args[2], args[3]
+  every = tonumber(args[4]) or 10
+end
 function request()
   counter = counter + 1
   local year = math.random(1990, 2024)
-  local author = (counter % 10 == 0) and string.format(',"author":"%s"', admin) or ""
+  local author = (counter % every == 0) and string.format(',"author":"%s"', admin) or ""
   local body = string.format(
     '{"title":"Bench post %d","slug":"%s-%d","year":%d,"draft":%s,' ..
     '"published":"%04d-%02d-%02dT12:00:00.000Z","kind":"%s"%s}',
@@ -863,6 +871,19 @@ def bench_rows(rows: int, opts, ds_exe: Path | None, tag: str) -> dict:
     sc["h"] = m.scenario("h", "(h) mixed 90/10 read/write", pid, b + rec_path, mixed_lua,
                          lambda: [str(ids_file), token, m.unique(), admin_id],
                          rows_fn=lambda: row_count(b + rec_path, token))
+    # (e4) the same creates by a user whom the create rule restricts; every one names them.
+    user = expect(call("POST", f"{b}/api/users", {"email": USER_EMAIL, "password": PASSWORD,
+                                                  "role": "user"}, token=token), 201, "POST /api/users")
+    login = expect(call("POST", f"{b}/api/auth/login", {"email": USER_EMAIL, "password": PASSWORD}),
+                   200, "POST /api/auth/login")
+    expect(call("PATCH", f"{b}/api/collections/posts",
+                {"rules": dict(COLLECTION["rules"], create=CREATE_RULE)}, token=token),
+           200, "PATCH /api/collections/posts (create rule)")
+    refused = call("POST", b + rec_path, {"title": "not mine", "author": admin_id}, token=login["token"])
+    if refused[0] != 403:
+        raise BenchError(f"(e4): a create naming another author answered {refused[0]}, not 403")
+    sc["e4"] = m.scenario("e4", f"(e4) create as a user, rule {CREATE_RULE}", pid, b + rec_path,
+                          create_lua, lambda: [login["token"], m.unique(), user["id"], "1"])
     log(f"  server stderr (warn and above): {srv.stderr_tail()[-300:]}")
     srv.stop()
 
@@ -949,7 +970,7 @@ def table(res: dict) -> str:
             f"{s['errors']} |")
 
     sc = res["scenarios"]
-    for k in ("a", "b", "c", "d_cursor", "d_page", "g", "g_deep", "e", "e0", "e2", "e3", "f"):
+    for k in ("a", "b", "c", "d_cursor", "d_page", "g", "g_deep", "e", "e0", "e2", "e3", "e4", "f"):
         if k in sc:
             row(sc[k])
     h = sc["h"]
@@ -1020,7 +1041,7 @@ def targets(results: list[dict]) -> list[dict]:
               f"{mix['reads_per_s'] / b['rps']:.2f} × (b)")
             t(n, "(h) mixed: writes ≥ 2,000/s", clean(h) and mix["writes_per_s"] >= 2_000, f"{mix['writes_per_s']:,.0f}/s")
         t(n, "idle RSS ≤ 20 MB", res["idle_rss_mb"] <= 20, f"{res['idle_rss_mb']:.1f} MB")
-        peak = max((sc[k].get("peak_rss_mb") or 0) for k in ("b", "c", "d_cursor", "d_page", "e", "e2", "e3", "f", "h") if k in sc)
+        peak = max((sc[k].get("peak_rss_mb") or 0) for k in ("b", "c", "d_cursor", "d_page", "e", "e2", "e3", "e4", "f", "h") if k in sc)
         t(n, "peak RSS under (b)–(h) ≤ 64 MB", peak <= 64, f"{peak:.1f} MB")
         t(n, "cold start to first 200 ≤ 50 ms (target at 1M rows)", res["cold_start_ms"] <= 50,
           f"{res['cold_start_ms']:.1f} ms", "" if n >= 1_000_000 else "measured below 1M rows")
