@@ -237,6 +237,73 @@ async fn relation_to_a_missing_record_is_422() {
     assert!(r.json["errors"]["parent"].is_string());
 }
 
+/// SQLite's foreign key refuses the write; the answer still names each field whose record is
+/// missing, and nothing of the write is kept.
+#[rocket::async_test]
+async fn a_broken_relation_names_only_its_own_field_and_writes_nothing() {
+    let app = TestApp::spawn().await;
+    let (pid, _) = relations(&app, "restrict").await;
+    app.collection(json!({
+        "name": "pairs",
+        "fields": [
+            { "name": "parent", "type": "relation", "collection": "parents" },
+            { "name": "owner", "type": "relation", "collection": "users" },
+            { "name": "note", "type": "text" }
+        ],
+        "rules": { "list": "", "view": "", "create": "", "update": "" }
+    }))
+    .await;
+    let (user, _) = app.user("owner@example.com").await;
+    let missing = "01HZZZZZZZZZZZZZZZZZZZZZZZ";
+    let count = |table: &str| -> i64 {
+        app.sqlite()
+            .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let changes = count("_changes");
+    for (parent, owner, broken) in [
+        (pid.as_str(), missing, "owner"),
+        (missing, user.as_str(), "parent"),
+    ] {
+        let r = app
+            .post(
+                "/api/collections/pairs/records",
+                None,
+                json!({ "parent": parent, "owner": owner, "note": "x" }),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{:?}", r.json);
+        let errors = r.json["errors"].as_object().unwrap();
+        assert_eq!(
+            errors.keys().collect::<Vec<_>>(),
+            vec![broken],
+            "{errors:?}"
+        );
+    }
+    assert_eq!(count("pairs"), 0);
+    assert_eq!(count("_changes"), changes, "a refused write logs nothing");
+    // Both valid: written.
+    let ok = app
+        .post(
+            "/api/collections/pairs/records",
+            None,
+            json!({ "parent": pid, "owner": user, "note": "x" }),
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{:?}", ok.json);
+    // An update to a missing record is refused the same way and changes nothing.
+    let path = format!(
+        "/api/collections/pairs/records/{}",
+        ok.json["id"].as_str().unwrap()
+    );
+    let r = app
+        .patch(&path, None, json!({ "owner": missing, "note": "changed" }))
+        .await;
+    assert_eq!(r.status, 422, "{:?}", r.json);
+    assert!(r.json["errors"]["owner"].is_string(), "{:?}", r.json);
+    assert_eq!(app.get(&path, None).await.json, ok.json);
+}
+
 #[rocket::async_test]
 async fn on_delete_restrict_refuses_with_409_and_keeps_both() {
     let app = TestApp::spawn().await;

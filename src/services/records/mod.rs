@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, params_from_iter};
 use serde_json::{Map, Value};
 
 use crate::app::App;
@@ -247,7 +247,10 @@ pub fn etag_of_json(bytes: &[u8]) -> String {
     format!("\"{}\"", hex::encode(&digest[..12]))
 }
 
-/// Check every relation value names an existing record (inside the write transaction).
+/// Check every relation value names an existing record (inside the write transaction): the
+/// field errors of those that do not. A write does not call this first: the relation's foreign
+/// key makes SQLite look the record up anyway, and only when it refuses the write does the
+/// answer need to say which field named nothing.
 fn check_relations(
     conn: &Connection,
     c: &Collection,
@@ -337,18 +340,18 @@ pub async fn create(
     }
     .under(&entry, &rule);
     write_counted(app, vec![entry.version.clone()], move |conn| {
-        check_relations(conn, &c, &values)?;
         // Id and time are taken in the writer, so both follow the order of commits.
         let id = crate::ids::new_id();
         let now = crate::time::now();
-        let mut params = Vec::with_capacity(values.len() + 3);
-        params.extend([
+        let head = [
             SqlValue::Text(id.clone()),
             SqlValue::Text(now.clone()),
             SqlValue::Text(now),
-        ]);
-        params.extend(values.into_iter().map(|(_, val)| val));
-        let json = write_checked(conn, &insert, params, &id, &rule)?;
+        ];
+        let params = head.iter().chain(values.iter().map(|(_, val)| val));
+        let json = write_checked(conn, &insert, params_from_iter(params), &id, &rule, || {
+            check_relations(conn, &c, &values)
+        })?;
         Ok(Written { id, json })
     })
     .await
@@ -381,12 +384,14 @@ pub async fn update(
     let update = WriteOne::update(&entry, &sets, current.clone());
     write_counted(app, vec![entry.version.clone()], move |conn| {
         check_writable(conn, &current, &id, &rule, if_match.as_deref())?;
-        check_relations(conn, &c, &values)?;
-        let mut params = Vec::with_capacity(values.len() + 2);
-        params.push(SqlValue::Text(crate::time::now()));
-        params.extend(values.into_iter().map(|(_, val)| val));
-        params.push(SqlValue::Text(id.clone()));
-        let json = write_checked(conn, &update, params, &id, &rule)?;
+        let head = [SqlValue::Text(crate::time::now())];
+        let key = [SqlValue::Text(id.clone())];
+        let params = (head.iter())
+            .chain(values.iter().map(|(_, val)| val))
+            .chain(key.iter());
+        let json = write_checked(conn, &update, params_from_iter(params), &id, &rule, || {
+            check_relations(conn, &c, &values)
+        })?;
         Ok(Written { id, json })
     })
     .await

@@ -229,20 +229,24 @@ impl WriteOne {
 
 /// Run the INSERT or UPDATE of record `id` with `params` and read the written row back as
 /// JSON: 404 if it wrote no row, 403 if the row it wrote does not satisfy `rule` (rules hold
-/// for what was written; the caller's job then rolls the write back).
+/// for what was written; the caller's job then rolls the write back). If a relation's foreign
+/// key refuses the write, `relations` says which fields named no record.
 pub(super) fn write_checked(
     conn: &Connection,
     write: &WriteOne,
-    params: Vec<SqlValue>,
+    params: impl rusqlite::Params,
     id: &str,
     rule: &RuleSql,
+    relations: impl FnOnce() -> Result<(), AppError>,
 ) -> Result<Vec<u8>, AppError> {
     let mut stmt = conn.prepare_cached(&write.write).map_err(DbError::from)?;
-    if stmt
-        .execute(params_from_iter(params))
-        .map_err(DbError::from)?
-        == 0
-    {
+    let changed = stmt.execute(params).map_err(|e| match DbError::from(e) {
+        DbError::ForeignKey => relations()
+            .err()
+            .unwrap_or_else(|| DbError::ForeignKey.into()),
+        other => other.into(),
+    })?;
+    if changed == 0 {
         return Err(AppError::NotFound);
     }
     let written = if write.by_rowid {
