@@ -386,7 +386,8 @@ pub async fn update(
         check_writable(conn, &current, &id, &rule, if_match.as_deref())?;
         let head = [SqlValue::Text(crate::time::now())];
         let key = [SqlValue::Text(id.clone())];
-        let params = (head.iter())
+        let params = head
+            .iter()
             .chain(values.iter().map(|(_, val)| val))
             .chain(key.iter());
         let json = write_checked(conn, &update, params_from_iter(params), &id, &rule, || {

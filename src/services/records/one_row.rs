@@ -206,7 +206,9 @@ impl WriteOne {
         let c = &entry.collection;
         Arc::new(WriteOne {
             write: self.write.clone(),
-            read: (entry.rule_reads).get_or_build(Key::Rowid, rule, || OneRow::by_rowid(c, rule)),
+            read: entry
+                .rule_reads
+                .get_or_build(Key::Rowid, rule, || OneRow::by_rowid(c, rule)),
             by_rowid: true,
         })
     }
