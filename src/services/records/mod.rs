@@ -414,9 +414,10 @@ pub async fn delete(
     let current = OneRow::point_read_all(&entry, &rule);
     let versions = app.collections.affected_by_delete(name);
     let id = id.to_string();
+    // Formatted here, not in the writer, the one serial stage of every write.
+    let sql = format!("DELETE FROM {} WHERE id = ?", quote_ident(&c.name));
     write_counted(app, versions, move |conn| {
         check_writable(conn, &current, &id, &rule, if_match.as_deref())?;
-        let sql = format!("DELETE FROM {} WHERE id = ?", quote_ident(&c.name));
         conn.prepare_cached(&sql)
             .and_then(|mut s| s.execute([&id]))
             .map_err(|e| match DbError::from(e) {
