@@ -7,7 +7,7 @@
 use std::ops::Range;
 
 use rusqlite::Row;
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value as SqlValue, ValueRef};
 use serde_json::{Number, Value};
 
 use super::types::{Collection, FieldKind};
@@ -64,43 +64,80 @@ impl RowReader {
     /// Append the JSON object for one row to `out`, in column order. Stored JSON (json and
     /// multiple select columns) is checked to be well-formed and copied as it is.
     pub fn write_json(&self, row: &Row<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
-        let conversion = |i: usize, raw: ValueRef<'_>, m: &str| {
-            rusqlite::Error::FromSqlConversionFailure(i, raw.data_type(), m.to_owned().into())
-        };
         out.push(b'{');
-        for (i, ((_, kind), key)) in self.columns.iter().zip(&self.keys).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(key);
-            let raw = row.get_ref(i)?;
-            match raw {
-                ValueRef::Null => out.extend_from_slice(b"null"),
-                ValueRef::Integer(v) => match kind {
-                    Stored::Bool => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
-                    _ => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
-                },
-                ValueRef::Real(f) if f.is_finite() => {
-                    out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
-                }
-                ValueRef::Real(_) => out.extend_from_slice(b"null"),
-                ValueRef::Text(bytes) => {
-                    let s = std::str::from_utf8(bytes)
-                        .map_err(|_| conversion(i, raw, "stored text is not UTF-8"))?;
-                    match kind {
-                        Stored::Json => {
-                            serde_json::from_str::<serde::de::IgnoredAny>(s)
-                                .map_err(|_| conversion(i, raw, "stored JSON is malformed"))?;
-                            out.extend_from_slice(bytes);
-                        }
-                        _ => push_json_str(out, s)
-                            .map_err(|_| conversion(i, raw, "cannot write JSON"))?,
-                    }
-                }
-                ValueRef::Blob(_) => return Err(conversion(i, raw, "unexpected binary value")),
-            }
+        for i in 0..self.columns.len() {
+            self.write_column(i, row.get_ref(i)?, out)?;
         }
         out.push(b'}');
+        Ok(())
+    }
+
+    /// Append the JSON object of the row that storing `values` (one per column, in order) in a
+    /// `STRICT` table writes, as `write_json` would read it back, without reading it. Each
+    /// value must be of its column's storage class, as validation gives them: a `STRICT`
+    /// table stores those as they are, except that a REAL column keeps a whole number as an
+    /// integer, so a stored `-0.0` reads back as `0.0`.
+    pub fn write_stored<'v>(
+        &self,
+        values: impl Iterator<Item = &'v SqlValue>,
+        out: &mut Vec<u8>,
+    ) -> rusqlite::Result<()> {
+        out.push(b'{');
+        let mut count = 0;
+        for (i, value) in values.enumerate() {
+            if i == self.columns.len() {
+                return Err(rusqlite::Error::InvalidColumnIndex(i));
+            }
+            count = i + 1;
+            let raw = match ValueRef::from(value) {
+                // -0.0 == 0.0: stored as the integer 0, it reads back as 0.0.
+                ValueRef::Real(f) => ValueRef::Real(if f == 0.0 { 0.0 } else { f }),
+                raw => raw,
+            };
+            self.write_column(i, raw, out)?;
+        }
+        if count != self.columns.len() {
+            return Err(rusqlite::Error::InvalidColumnIndex(count));
+        }
+        out.push(b'}');
+        Ok(())
+    }
+
+    /// Append `"key":value` of column `i`, whose stored value is `raw` (a comma first unless
+    /// it is the first column).
+    fn write_column(&self, i: usize, raw: ValueRef<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+        let conversion = |m: &str| {
+            rusqlite::Error::FromSqlConversionFailure(i, raw.data_type(), m.to_owned().into())
+        };
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(&self.keys[i]);
+        let kind = self.columns[i].1;
+        match raw {
+            ValueRef::Null => out.extend_from_slice(b"null"),
+            ValueRef::Integer(v) => match kind {
+                Stored::Bool => out.extend_from_slice(if v != 0 { b"true" } else { b"false" }),
+                _ => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+            },
+            ValueRef::Real(f) if f.is_finite() => {
+                out.extend_from_slice(ryu::Buffer::new().format_finite(f).as_bytes())
+            }
+            ValueRef::Real(_) => out.extend_from_slice(b"null"),
+            ValueRef::Text(bytes) => {
+                let s = std::str::from_utf8(bytes)
+                    .map_err(|_| conversion("stored text is not UTF-8"))?;
+                match kind {
+                    Stored::Json => {
+                        serde_json::from_str::<serde::de::IgnoredAny>(s)
+                            .map_err(|_| conversion("stored JSON is malformed"))?;
+                        out.extend_from_slice(bytes);
+                    }
+                    _ => push_json_str(out, s).map_err(|_| conversion("cannot write JSON"))?,
+                }
+            }
+            ValueRef::Blob(_) => return Err(conversion("unexpected binary value")),
+        }
         Ok(())
     }
 
@@ -334,7 +371,7 @@ mod tests {
         let marks = vec!["?"; cols.len()].join(", ");
         conn.execute(
             &format!("INSERT INTO things ({}) VALUES ({marks})", cols.join(", ")),
-            rusqlite::params_from_iter(params),
+            rusqlite::params_from_iter(&params),
         )
         .unwrap();
 
@@ -367,6 +404,17 @@ mod tests {
                 },
             )
             .unwrap();
+        // The JSON made from the values bound is the JSON read back, byte for byte.
+        let mut stored = Vec::new();
+        reader.write_stored(params.iter(), &mut stored).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&stored),
+            String::from_utf8_lossy(&bytes)
+        );
+        // One value too few or too many is an error, not a shifted object.
+        for values in [&params[1..], &[params.clone(), vec![1.into()]].concat()[..]] {
+            assert!(reader.write_stored(values.iter(), &mut Vec::new()).is_err());
+        }
         let text = String::from_utf8(bytes).unwrap();
         assert!(
             text.starts_with(r#"{"id":"r1","created":"t0","updated":"t1","title":"Hi","#),
@@ -390,6 +438,67 @@ mod tests {
             })
             .unwrap();
         assert_eq!(Value::Object(one), json!({"done": true, "count": 3}));
+    }
+
+    /// `write_stored` for values a `STRICT` table keeps in another form: a REAL whole number
+    /// is stored as an integer, so `-0.0` reads back as `0.0`; very large and small reals and
+    /// integers keep their value.
+    #[test]
+    fn stored_values_are_written_as_they_read_back() {
+        use rusqlite::types::Value as V;
+        let (_dir, conn) = open_db();
+        let c = collection(json!({"name": "nums", "fields": [
+            {"name": "r", "type": "number"},
+            {"name": "i", "type": "number", "integer": true},
+        ]}));
+        for sql in create_table(&c) {
+            conn.execute(&sql, []).unwrap();
+        }
+        let cols: Vec<String> = ["id", "created", "updated", "r", "i"]
+            .map(String::from)
+            .into();
+        let reader = RowReader::new(&c, &cols);
+        let reals = [
+            -0.0,
+            0.0,
+            2000.0,
+            -3.5,
+            1e300,
+            -1e-300,
+            f64::MAX,
+            2f64.powi(62),
+        ];
+        for (n, r) in reals.into_iter().enumerate() {
+            let values = vec![
+                V::Text(format!("r{n}")),
+                V::Text("t".into()),
+                V::Text("t".into()),
+                V::Real(r),
+                V::Integer(i64::MIN + n as i64),
+            ];
+            conn.execute(
+                "INSERT INTO nums (id, created, updated, r, i) VALUES (?, ?, ?, ?, ?)",
+                rusqlite::params_from_iter(&values),
+            )
+            .unwrap();
+            let read = conn
+                .query_row(
+                    "SELECT id, created, updated, r, i FROM nums WHERE id = ?",
+                    [format!("r{n}")],
+                    |row| {
+                        let mut out = Vec::new();
+                        reader.write_json(row, &mut out).map(|()| out)
+                    },
+                )
+                .unwrap();
+            let mut stored = Vec::new();
+            reader.write_stored(values.iter(), &mut stored).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&stored),
+                String::from_utf8_lossy(&read),
+                "{r}"
+            );
+        }
     }
 
     #[test]

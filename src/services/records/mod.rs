@@ -330,31 +330,38 @@ pub async fn create(
         .iter()
         .map(|(col, _)| col)
         .eq(c.fields.iter().map(|f| &f.name));
-    let insert = if in_order {
-        entry
-            .insert
-            .get_or_init(|| Arc::new(WriteOne::insert(&c, &values)))
-            .clone()
-    } else {
-        Arc::new(WriteOne::insert(&c, &values))
+    if !in_order {
+        return Err(AppError::Internal(
+            "validation gave the fields out of the collection's order".into(),
+        ));
     }
-    .under(&entry, &rule);
-    write_counted(app, vec![entry.version.clone()], move |conn| {
-        // Id and time are taken in the writer, so both follow the order of commits.
-        let id = crate::ids::new_id();
-        let now = crate::time::now();
-        let head = [
-            SqlValue::Text(id.clone()),
-            SqlValue::Text(now.clone()),
-            SqlValue::Text(now),
-        ];
-        let params = head.iter().chain(values.iter().map(|(_, val)| val));
-        let json = write_checked(conn, &insert, params_from_iter(params), &id, &rule, || {
-            check_relations(conn, &c, &values)
-        })?;
-        Ok(Written { id, json })
-    })
-    .await
+    let insert = entry
+        .insert
+        .get_or_init(|| Arc::new(WriteOne::insert(&c)))
+        .clone()
+        .under(&entry, &rule);
+    let write = insert.clone();
+    let (id, head, values, read_back) =
+        write_counted(app, vec![entry.version.clone()], move |conn| {
+            // Id and time are taken in the writer, so both follow the order of commits.
+            let id = crate::ids::new_id();
+            let now = crate::time::now();
+            let head = [
+                SqlValue::Text(id.clone()),
+                SqlValue::Text(now.clone()),
+                SqlValue::Text(now),
+            ];
+            let params = head.iter().chain(values.iter().map(|(_, val)| val));
+            let read_back =
+                write_checked(conn, &write, params_from_iter(params), &id, &rule, || {
+                    check_relations(conn, &c, &values)
+                })?;
+            Ok((id, head, values, read_back))
+        })
+        .await?;
+    // Made here, not in the writer, the one serial stage of every write.
+    let json = insert.answer(read_back, head.iter().chain(values.iter().map(|(_, v)| v)))?;
+    Ok(Written { id, json })
 }
 
 /// Update a record the update rule lets `caller` see; the rule must still hold afterwards.
@@ -390,9 +397,10 @@ pub async fn update(
             .iter()
             .chain(values.iter().map(|(_, val)| val))
             .chain(key.iter());
-        let json = write_checked(conn, &update, params_from_iter(params), &id, &rule, || {
+        let read_back = write_checked(conn, &update, params_from_iter(params), &id, &rule, || {
             check_relations(conn, &c, &values)
         })?;
+        let json = update.answer(read_back, std::iter::empty())?;
         Ok(Written { id, json })
     })
     .await

@@ -161,29 +161,37 @@ pub(super) fn check_writable(
     }
 }
 
-/// The INSERT or UPDATE of one record and the read of the row it wrote, prepared outside the
-/// writer. Not one statement with `RETURNING`: SQLite collects `RETURNING`'s rows in a
-/// temporary b-tree that it creates, fills, reads and drops for every statement. Reading the
-/// row back from the pages the write has just cached took 6% off the writer's instructions per
-/// create and 9% per update (see `bench/FINDINGS.md`). The read back carries the caller's rule,
-/// so a row that does not satisfy it after the write is not read: the rule's check costs no
-/// statement of its own.
+/// The INSERT or UPDATE of one record and how its answer, the record as written, is made;
+/// prepared outside the writer. Not one statement with `RETURNING`: SQLite collects
+/// `RETURNING`'s rows in a temporary b-tree that it creates, fills, reads and drops for every
+/// statement (see `bench/FINDINGS.md`).
 pub(crate) struct WriteOne {
     write: Arc<str>,
-    read: Arc<OneRow>,
-    /// Read back by the inserted row's rowid (an INSERT), or by the `id` (an UPDATE).
-    by_rowid: bool,
+    answer: Answer,
+}
+
+/// How a write's answer is made.
+enum Answer {
+    /// From the values an INSERT of every column bound, in the reader's order, after the
+    /// writer is done with the job: the table is `STRICT` and validation gives each value its
+    /// column's storage class, so the row holds exactly those values (see
+    /// `RowReader::write_stored`). Only for callers no rule restricts: nothing can refuse the
+    /// row once it is written. Reading the row back was a tenth of the writer's instructions
+    /// per create.
+    Values(schema::RowReader),
+    /// Read back by rowid after an INSERT, through the caller's rule: a row the rule refuses
+    /// is not read, so the rule's check costs no statement of its own.
+    Rowid(Arc<OneRow>),
+    /// Read back by `id` after an UPDATE, through the caller's rule.
+    Id(Arc<OneRow>),
 }
 
 impl WriteOne {
-    /// An INSERT into `c` of `id`, `created`, `updated`, then `values`' columns, reading back
-    /// the row whatever the rule (see `under`).
-    pub(super) fn insert(c: &Collection, values: &[(String, SqlValue)]) -> Self {
-        let columns: Vec<String> = schema::SYSTEM_FIELDS
-            .into_iter()
-            .map(String::from)
-            .chain(values.iter().map(|(col, _)| col.clone()))
-            .collect();
+    /// An INSERT into `c` of `id`, `created`, `updated`, then every field's column in the
+    /// collection's order (as `validate_create` gives them), answered from its values; for
+    /// callers whose rule restricts them see `under`.
+    pub(super) fn insert(c: &Collection) -> Self {
+        let columns = query::all_columns(c);
         WriteOne {
             write: format!(
                 "INSERT INTO {} ({}) VALUES ({})",
@@ -192,13 +200,12 @@ impl WriteOne {
                 vec!["?"; columns.len()].join(", "),
             )
             .into(),
-            read: Arc::new(OneRow::by_rowid(c, &RuleSql::none())),
-            by_rowid: true,
+            answer: Answer::Values(schema::RowReader::new(c, &columns)),
         }
     }
 
-    /// This INSERT for callers whose create rule is `rule`: the same statement, read back
-    /// only if the row satisfies the rule.
+    /// This INSERT for callers whose create rule is `rule`: the same statement, its row read
+    /// back only if it satisfies the rule.
     pub(super) fn under(self: Arc<Self>, entry: &Entry, rule: &RuleSql) -> Arc<Self> {
         if !rule.restricts() {
             return self;
@@ -206,10 +213,11 @@ impl WriteOne {
         let c = &entry.collection;
         Arc::new(WriteOne {
             write: self.write.clone(),
-            read: entry
-                .rule_reads
-                .get_or_build(Key::Rowid, rule, || OneRow::by_rowid(c, rule)),
-            by_rowid: true,
+            answer: Answer::Rowid(
+                entry
+                    .rule_reads
+                    .get_or_build(Key::Rowid, rule, || OneRow::by_rowid(c, rule)),
+            ),
         })
     }
 
@@ -223,16 +231,39 @@ impl WriteOne {
                 sets.join(", ")
             )
             .into(),
-            read,
-            by_rowid: false,
+            answer: Answer::Id(read),
+        }
+    }
+
+    /// The JSON of the record that `write_checked` wrote from `params`: its read-back if it
+    /// made one (`read_back`), else made from `params`.
+    pub(super) fn answer<'v>(
+        &self,
+        read_back: Option<Vec<u8>>,
+        params: impl Iterator<Item = &'v SqlValue>,
+    ) -> Result<Vec<u8>, AppError> {
+        match (&self.answer, read_back) {
+            (_, Some(json)) => Ok(json),
+            (Answer::Values(reader), None) => {
+                let mut out = Vec::with_capacity(256);
+                reader
+                    .write_stored(params, &mut out)
+                    .map_err(DbError::from)?;
+                Ok(out)
+            }
+            (Answer::Rowid(_) | Answer::Id(_), None) => Err(AppError::Internal(
+                "a write that reads its row back answered without it".into(),
+            )),
         }
     }
 }
 
-/// Run the INSERT or UPDATE of record `id` with `params` and read the written row back as
-/// JSON: 404 if it wrote no row, 403 if the row it wrote does not satisfy `rule` (rules hold
-/// for what was written; the caller's job then rolls the write back). If a relation's foreign
-/// key refuses the write, `relations` says which fields named no record.
+/// Run the INSERT or UPDATE of record `id` with `params`: 404 if it wrote no row. A write that
+/// reads its row back does so through `rule` and gives its JSON; 403 if the row it wrote does
+/// not satisfy `rule` (rules hold for what was written; the caller's job then rolls the write
+/// back). `None` for an INSERT answered from its values (`WriteOne::answer`, outside the
+/// writer). If a relation's foreign key refuses the write, `relations` says which fields named
+/// no record.
 pub(super) fn write_checked(
     conn: &Connection,
     write: &WriteOne,
@@ -240,7 +271,7 @@ pub(super) fn write_checked(
     id: &str,
     rule: &RuleSql,
     relations: impl FnOnce() -> Result<(), AppError>,
-) -> Result<Vec<u8>, AppError> {
+) -> Result<Option<Vec<u8>>, AppError> {
     let mut stmt = conn.prepare_cached(&write.write).map_err(DbError::from)?;
     let changed = stmt.execute(params).map_err(|e| match DbError::from(e) {
         DbError::ForeignKey => relations()
@@ -251,16 +282,14 @@ pub(super) fn write_checked(
     if changed == 0 {
         return Err(AppError::NotFound);
     }
-    let written = if write.by_rowid {
+    let written = match &write.answer {
+        Answer::Values(_) => return Ok(None),
         // The collection row's, not the change log's: a trigger's inserts do not change what
         // `last_insert_rowid` gives once the statement is done.
-        write
-            .read
-            .read_keyed(conn, &conn.last_insert_rowid(), rule)?
-    } else {
-        write.read.read(conn, id, rule)?
+        Answer::Rowid(read) => read.read_keyed(conn, &conn.last_insert_rowid(), rule)?,
+        Answer::Id(read) => read.read(conn, id, rule)?,
     };
-    written.ok_or_else(|| {
+    written.map(Some).ok_or_else(|| {
         if rule.restricts() {
             forbidden()
         } else {
