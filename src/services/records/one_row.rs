@@ -1,8 +1,8 @@
 //! Statements for one record, prepared on the async side so the thread that runs them (a
 //! reader thread or the writer) only binds, steps and converts: point reads, and the INSERT or
-//! UPDATE of a record with the read of the row it wrote. Also the checks a write makes inside
-//! its transaction (the record as the rule lets the caller change it, `If-Match`, the rule on
-//! the written row).
+//! UPDATE of a record with how its answer is made (the read of the row it wrote, or for an
+//! unrestricted create its values). Also the checks a write makes inside its transaction (the
+//! record as the rule lets the caller change it, `If-Match`, the rule on the written row).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
