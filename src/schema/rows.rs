@@ -79,16 +79,14 @@ impl RowReader {
     /// integer, so a stored `-0.0` reads back as `0.0`.
     pub fn write_stored<'v>(
         &self,
-        values: impl Iterator<Item = &'v SqlValue>,
+        mut values: impl Iterator<Item = &'v SqlValue>,
         out: &mut Vec<u8>,
     ) -> rusqlite::Result<()> {
         out.push(b'{');
-        let mut count = 0;
-        for (i, value) in values.enumerate() {
-            if i == self.columns.len() {
-                return Err(rusqlite::Error::InvalidColumnIndex(i));
-            }
-            count = i + 1;
+        for i in 0..self.columns.len() {
+            let value = values
+                .next()
+                .ok_or(rusqlite::Error::InvalidColumnIndex(i))?;
             let raw = match ValueRef::from(value) {
                 // -0.0 == 0.0: stored as the integer 0, it reads back as 0.0.
                 ValueRef::Real(f) => ValueRef::Real(if f == 0.0 { 0.0 } else { f }),
@@ -96,8 +94,8 @@ impl RowReader {
             };
             self.write_column(i, raw, out)?;
         }
-        if count != self.columns.len() {
-            return Err(rusqlite::Error::InvalidColumnIndex(count));
+        if values.next().is_some() {
+            return Err(rusqlite::Error::InvalidColumnIndex(self.columns.len()));
         }
         out.push(b'}');
         Ok(())
